@@ -1,0 +1,81 @@
+r"""The PMLM self-attention mask (section 3.2, Figs. 4-5; the rule table of PMLM.md section 4).
+
+``mask[..., i, j] == True`` means query token i **may attend** to key token j. Everywhere in this
+package, ``True`` means "may attend".
+
+Every token of a PMLM sequence carries a signed *step id*:
+
+* ``0`` for the n context tokens (including the conventional masks ``[M]``);
+* ``-i`` for the pseudo masks ``[P]`` of factorization step i (i = 1, 2, ...);
+* ``+i`` for the original copies of the tokens of step i.
+
+The rule table, written with those ids (q the query's id, k the key's id)::
+
+    query \ key          context (k = 0)   [P] of step j (k = -j)   original of step j (k = +j)
+    context (q = 0)      yes               no                       no
+    [P] of step i        yes               iff j == i               iff j < i
+    original of step i   yes               no                       iff j <= i
+
+which is, in one boolean expression on whole tensors (no loop over the L x L cells),
+
+.. math::  A_{qk} = [k = 0] \lor [q < 0 \land k = q] \lor [k > 0 \land k < |q| + [q > 0]]
+
+i.e. a ``[P]`` of step i sees the originals of steps < i, an original of step i those of steps <= i.
+
+Why each rule (the paper's "leaks"):
+
+* context rows never see appended tokens, so the context encodings are those of BERT's masked LM
+  and serve the autoencoding (AE) loss and, reused, every PAR step in the same pass;
+* a ``[P]`` never sees its own original (explicit leak) nor any original of a later step, and no
+  token it sees has seen one (implicit leak: ``[P]4 -> x6 -> x4`` is cut because x6 is context);
+* every step sees all the ``[M]`` of the context: "global masking information".
+
+The official fine-tuning code (microsoft/unilm ``s2s-ft``, ``create_attention_mask``) builds the
+same rule from signed step ids; this function is our public cross-check of it.
+
+Padding (``valid == False``) is attended by nobody. A padding *query* attends to itself only, so
+that no softmax row is empty (an empty row gives NaN in SDPA); its output is never used.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def pmlm_attention_mask(step_ids: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Boolean attention mask from signed step ids.
+
+    Args:
+        step_ids: (..., L) long, 0 context, -i ``[P]`` of step i, +i original of step i.
+        valid: optional (..., L) bool, False at padding.
+
+    Returns:
+        (..., L, L) bool, True = query (row) may attend key (column).
+    """
+    q = step_ids.unsqueeze(-1)  # (..., L, 1) query ids
+    k = step_ids.unsqueeze(-2)  # (..., 1, L) key ids
+    sees_context = k == 0
+    pseudo_same_step = (q < 0) & (k == q)
+    # originals of step j are visible to [P] of step i iff j < i, to originals of step i iff j <= i
+    limit = q.abs() + (q > 0).long()  # (..., L, 1): i for a [P], i + 1 for an original, 0 for context
+    earlier_original = (k > 0) & (k < limit)
+    mask = sees_context | pseudo_same_step | earlier_original  # (..., L, L)
+    if valid is not None:
+        valid = valid.bool()
+        mask = mask & valid.unsqueeze(-1) & valid.unsqueeze(-2)
+        eye = torch.eye(step_ids.shape[-1], dtype=torch.bool, device=step_ids.device)
+        mask = mask | (eye & ~valid.unsqueeze(-1))  # padding queries attend to themselves only
+    return mask
+
+
+def reference_attention_mask(step_ids: list[int]) -> list[list[bool]]:
+    """The rule table cell by cell, in plain Python: the naive reference the tests compare against."""
+    def allowed(q: int, k: int) -> bool:
+        if k == 0:  # context keys: everybody
+            return True
+        if q == 0:  # context queries: context only
+            return False
+        if q < 0:  # [P] of step -q
+            return k == q or (k > 0 and k < -q)
+        return k > 0 and k <= q  # original of step q: originals of steps <= q
+    return [[allowed(q, k) for k in step_ids] for q in step_ids]

@@ -1,0 +1,79 @@
+"""Model configuration and named presets.
+
+The paper's BASE model (section 4.1, Table 7) is a 12-layer BERT-style encoder with hidden size
+768, 12 heads, FFN 3072, a 30,522-entry uncased WordPiece vocabulary, 512 positions and a T5-style
+relative position bias (max distance 128) shared by all layers. The presets below shrink it so that
+a CPU (`tiny`) or one GPU (`small`) trains one in minutes; `base` is the paper's size.
+
+Shape legend used across the package: B batch, n context length, L length with the appended
+pseudo masks and original copies, H hidden size, V vocabulary size, h heads, d head size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+
+@dataclass
+class PMLMConfig:
+    vocab_size: int = 8192  # a small WordPiece vocabulary trained on the bundled corpus; paper: 30,522
+    hidden_size: int = 256  # H; paper BASE: 768
+    num_layers: int = 4  # paper BASE: 12
+    num_heads: int = 4  # h; head size H / h = 64 as in BERT
+    intermediate_size: int = 1024  # FFN width, 4 H as in BERT
+    max_positions: int = 512  # absolute position table; appended tokens reuse positions, so n <= this
+    type_vocab_size: int = 2  # segments S1 and S2 of `[SOS] S1 [EOS] S2 [EOS]` (section 2.2)
+    rel_pos_buckets: int = 32  # T5 bidirectional buckets; 0 switches the bias off (Table 6 row 2)
+    max_rel_distance: int = 128  # distances beyond this share the last bucket (paper: 128)
+    dropout: float = 0.1  # hidden dropout, paper value
+    attention_dropout: float = 0.1  # dropout on attention probabilities, as in BERT
+    layer_norm_eps: float = 1e-12  # BERT's value
+    initializer_range: float = 0.02  # std of the normal init, BERT's value
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
+                     "max_positions", "type_vocab_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"PMLMConfig.{name} must be positive, got {getattr(self, name)}")
+        if self.hidden_size % self.num_heads:
+            raise ValueError(
+                f"hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})")
+        if self.rel_pos_buckets < 0 or self.rel_pos_buckets % 2:
+            raise ValueError(
+                f"rel_pos_buckets must be 0 (no bias) or a positive even number, got {self.rel_pos_buckets}")
+        if self.rel_pos_buckets and self.max_rel_distance <= self.rel_pos_buckets // 4:
+            raise ValueError("max_rel_distance must exceed rel_pos_buckets // 4 (the exact-distance buckets)")
+        for name in ("dropout", "attention_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"PMLMConfig.{name} must lie in [0, 1), got {getattr(self, name)}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PMLMConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown PMLMConfig fields {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**d)
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> "PMLMConfig":
+        """A named size (`tiny`, `small`, `base`) with optional field overrides."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown model preset {name!r}; choose one of {sorted(PRESETS)}")
+        return replace(PRESETS[name], **overrides)
+
+
+PRESETS: dict[str, PMLMConfig] = {
+    # CPU and CI: trains for a few minutes on 2 cores and still learns frequent words.
+    "tiny": PMLMConfig(hidden_size=128, num_layers=2, num_heads=2, intermediate_size=512,
+                       max_positions=128, dropout=0.1, attention_dropout=0.0),
+    # One GPU, minutes: the size of the performance targets (4 layers, 256 hidden, 4 heads).
+    "small": PMLMConfig(hidden_size=256, num_layers=4, num_heads=4, intermediate_size=1024,
+                        max_positions=256),
+    # The paper's BASE model (section 4.1), for reference; needs the paper's compute.
+    "base": PMLMConfig(vocab_size=30522, hidden_size=768, num_layers=12, num_heads=12,
+                       intermediate_size=3072, max_positions=512),
+}

@@ -1,0 +1,48 @@
+"""T5-style bidirectional relative position bias, computed from the position ids (section 4.1).
+
+UniLMv2 adds to every attention score a learned scalar per head that depends on the *bucketed*
+distance between the query's and the key's position ids. Because pseudo masks reuse positions, a
+``[P]`` and the original it stands for are at distance 0, exactly like the ``[M]`` at that place.
+
+Buckets (T5, ``relative_position_bucket``): half of the buckets for keys after the query, half for
+keys before it; within each half the first ``num_buckets / 4`` distances get a bucket each, larger
+distances share logarithmically wider buckets up to ``max_distance``, and beyond that the last one.
+
+Choice (as in the official s2s-ft code): one bias table shared by all layers, so the (B, h, L, L)
+bias is computed once per batch and reused in every layer.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def relative_position_bucket(relative_position: torch.Tensor, num_buckets: int = 32,
+                             max_distance: int = 128) -> torch.Tensor:
+    """Bucket index in [0, num_buckets) for each signed distance key_pos - query_pos."""
+    half = num_buckets // 2
+    bucket = (relative_position > 0).long() * half  # keys to the right use the upper half
+    distance = relative_position.abs()
+    exact = half // 2
+    # log-spaced buckets for exact <= distance < max_distance; clamp(min=1) keeps log finite
+    log_ratio = torch.log(distance.clamp(min=1).float() / exact) / math.log(max_distance / exact)
+    far = exact + (log_ratio * (half - exact)).long()
+    far = far.clamp(max=half - 1)
+    return bucket + torch.where(distance < exact, distance, far)
+
+
+class RelativePositionBias(nn.Module):
+    """A learned (num_buckets, h) table; ``forward(position_ids)`` gives the (B, h, L, L) bias."""
+
+    def __init__(self, num_buckets: int, num_heads: int, max_distance: int) -> None:
+        super().__init__()
+        self.num_buckets, self.max_distance = num_buckets, max_distance
+        self.table = nn.Embedding(num_buckets, num_heads)
+
+    def forward(self, position_ids: torch.Tensor) -> torch.Tensor:
+        rel = position_ids.unsqueeze(1) - position_ids.unsqueeze(2)  # (B, L, L): key pos - query pos
+        buckets = relative_position_bucket(rel, self.num_buckets, self.max_distance)  # (B, L, L)
+        return self.table(buckets).permute(0, 3, 1, 2)  # (B, L, L, h) -> (B, h, L, L)

@@ -1,0 +1,32 @@
+import pytest
+import torch
+
+from sentences import SENTENCES, encode, word_vocab
+
+import pmlm
+
+
+@pytest.fixture(scope="session")
+def vocab():
+    return word_vocab()
+
+
+@pytest.fixture(scope="session")
+def real_ids(vocab):
+    return [encode(s, vocab) for s in SENTENCES]
+
+
+@pytest.fixture
+def collator(vocab):
+    return pmlm.PMLMCollator(mask_id=vocab["[MASK]"], pseudo_id=vocab["[P]"], pad_id=vocab["[PAD]"],
+                             vocab_size=len(vocab), eos_id=vocab["[EOS]"],
+                             special_ids=[vocab[s] for s in ("[PAD]", "[UNK]", "[SOS]", "[EOS]")],
+                             generator=torch.Generator().manual_seed(0))
+
+
+@pytest.fixture
+def tiny_model(vocab):
+    torch.manual_seed(0)
+    config = pmlm.PMLMConfig(vocab_size=len(vocab), hidden_size=32, num_layers=2, num_heads=2,
+                             intermediate_size=64, max_positions=64, dropout=0.0, attention_dropout=0.0)
+    return pmlm.PMLMModel(config).eval()
