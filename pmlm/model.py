@@ -22,13 +22,15 @@ is, without a float bias.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from pmlm.config import PMLMConfig
 from pmlm.losses import combine, components
-from pmlm.relpos import RelativePositionBias
+from pmlm.relpos import RelativePositionBias, relative_position_bucket
 
 
 class SelfAttention(nn.Module):
@@ -48,6 +50,23 @@ class SelfAttention(nn.Module):
         y = y.transpose(1, 2).reshape(B, L, H)  # (B, h, L, d) -> (B, L, H)
         return self.out(y)
 
+    def step(self, x: torch.Tensor, attn_mask: torch.Tensor,
+             past: tuple[torch.Tensor, torch.Tensor] | None = None
+             ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Incremental attention (decoding): T new tokens attend to P cached keys/values and to themselves.
+
+        ``past`` is None or the cached (k, v), each (B, h, P, d); ``attn_mask`` is (B, 1|h, T, P + T)
+        over the columns [cached tokens, new tokens]. Returns the output (B, T, H) and the new tokens'
+        own (k, v), each (B, h, T, d), for the caller to cache.
+        """
+        B, T, H = x.shape
+        q, k, v = self.qkv(x).split(H, dim=-1)  # 3 x (B, T, H)
+        q, k, v = (t.view(B, T, self.h, H // self.h).transpose(1, 2) for t in (q, k, v))  # (B, h, T, d)
+        keys, values = (k, v) if past is None else (torch.cat([past[0], k], 2), torch.cat([past[1], v], 2))
+        y = F.scaled_dot_product_attention(  # keys, values: (B, h, P + T, d)
+            q, keys, values, attn_mask=attn_mask, dropout_p=self.attention_dropout if self.training else 0.0)
+        return self.out(y.transpose(1, 2).reshape(B, T, H)), (k, v)  # (B, h, T, d) -> (B, T, H)
+
 
 class Layer(nn.Module):
     """Post-LN transformer layer (BERT): x = LN(x + Attn(x)); x = LN(x + FFN(x))."""
@@ -65,6 +84,14 @@ class Layer(nn.Module):
         x = self.ln1(x + self.dropout(self.attention(x, attn_mask)))
         return self.ln2(x + self.dropout(self.ffn(x)))
 
+    def step(self, x: torch.Tensor, attn_mask: torch.Tensor,
+             past: tuple[torch.Tensor, torch.Tensor] | None = None
+             ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """``forward`` for T new tokens over a key/value cache; also returns their own (k, v)."""
+        a, kv = self.attention.step(x, attn_mask, past)
+        x = self.ln1(x + self.dropout(a))
+        return self.ln2(x + self.dropout(self.ffn(x))), kv
+
 
 class MLMHead(nn.Module):
     """BERT's prediction head: dense + GELU + LayerNorm, then the tied embedding matrix and a bias."""
@@ -78,6 +105,38 @@ class MLMHead(nn.Module):
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         return F.linear(self.transform(hidden), self.embedding.weight, self.bias)  # (..., V)
+
+
+@dataclass
+class KVCache:
+    """Per-layer keys and values of tokens already encoded, for incremental decoding.
+
+    ``keys[l]`` and ``values[l]`` are (B, h, P, d) for layer l; ``position_ids`` (B, P) are the
+    cached tokens' position ids, which the relative position bias of later queries needs.
+    """
+
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+    position_ids: torch.Tensor  # (B, P)
+
+    @property
+    def length(self) -> int:
+        return int(self.position_ids.shape[1])  # P
+
+    def select(self, index: torch.Tensor | slice) -> "KVCache":
+        """The cached tokens ``index`` along P (e.g. keep a step's real token, drop its [P])."""
+        return KVCache([k[:, :, index] for k in self.keys], [v[:, :, index] for v in self.values],
+                       self.position_ids[:, index])
+
+    def extend(self, other: "KVCache") -> "KVCache":
+        """This cache followed by ``other`` along P."""
+        cat = lambda a, b: [torch.cat([x, y], 2) for x, y in zip(a, b)]  # noqa: E731
+        return KVCache(cat(self.keys, other.keys), cat(self.values, other.values),
+                       torch.cat([self.position_ids, other.position_ids], 1))
+
+    def reorder(self, rows: torch.Tensor) -> "KVCache":
+        """Rows ``rows`` of the batch (beam search: each surviving hypothesis takes its parent's cache)."""
+        return KVCache([k[rows] for k in self.keys], [v[rows] for v in self.values], self.position_ids[rows])
 
 
 class PMLMModel(nn.Module):
@@ -149,6 +208,53 @@ class PMLMModel(nn.Module):
     def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor,
                 attention_mask: torch.Tensor, segment_ids: torch.Tensor | None = None) -> torch.Tensor:
         return self.head(self.encode(input_ids, position_ids, attention_mask, segment_ids))  # (B, L, V)
+
+    def encode_step(self, input_ids: torch.Tensor, position_ids: torch.Tensor,
+                    attention_mask: torch.Tensor, segment_ids: torch.Tensor | None = None,
+                    past: KVCache | None = None) -> tuple[torch.Tensor, KVCache]:
+        """Incremental ``encode`` for decoding with a key/value cache (PMLM.md section 7).
+
+        The T new tokens attend to the P cached tokens and to each other as ``attention_mask``
+        says: (B, T, P + T) bool, True = may attend, columns [cached tokens, new tokens]. Cached
+        tokens are never updated, which is exact whenever no cached token may attend a later one
+        (true of the source and the real target tokens in seq2seq decoding). With ``past=None`` and
+        a square mask this is ``encode``. Returns the top states (B, T, H) and a :class:`KVCache` of
+        the new tokens only; the caller decides which of them to keep (``past.extend(new.select(i))``).
+        The relative position bias of each new query is computed from the position ids of all keys.
+        """
+        if input_ids.dim() != 2 or position_ids.shape != input_ids.shape:
+            raise ValueError(f"input_ids and position_ids must both be (B, T), got "
+                             f"{tuple(input_ids.shape)} and {tuple(position_ids.shape)}")
+        B, T = input_ids.shape
+        P = 0 if past is None else past.length
+        if attention_mask.shape != (B, T, P + T) or attention_mask.dtype != torch.bool:
+            raise ValueError(f"attention_mask must be a (B, T, P + T) = {(B, T, P + T)} bool tensor "
+                             f"(True = may attend), got {tuple(attention_mask.shape)} {attention_mask.dtype}")
+        if int(position_ids.max()) >= self.config.max_positions:
+            raise ValueError(f"position id {int(position_ids.max())} needs a sequence longer than "
+                             f"max_positions={self.config.max_positions}")
+        if int(input_ids.min()) < 0 or int(input_ids.max()) >= self.config.vocab_size:
+            raise ValueError(f"input_ids hold ids outside [0, {self.config.vocab_size})")
+        if segment_ids is None:
+            segment_ids = torch.zeros_like(input_ids)
+        x = (self.token_embedding(input_ids) + self.position_embedding(position_ids)
+             + self.segment_embedding(segment_ids))  # (B, T, H)
+        x = self.dropout(self.embedding_ln(x))
+        mask = attention_mask.unsqueeze(1)  # (B, 1, T, P + T)
+        if self.rel_bias is None:
+            attn_mask = mask
+        else:
+            key_pos = position_ids if past is None else torch.cat([past.position_ids, position_ids], 1)
+            rel = key_pos.unsqueeze(1) - position_ids.unsqueeze(2)  # (B, T, P + T): key pos - query pos
+            buckets = relative_position_bucket(rel, self.rel_bias.num_buckets, self.rel_bias.max_distance)
+            bias = self.rel_bias.table(buckets).permute(0, 3, 1, 2).to(x.dtype)  # (B, h, T, P + T)
+            attn_mask = bias.masked_fill(~mask, float("-inf"))
+        keys, values = [], []
+        for i, layer in enumerate(self.layers):
+            x, (k, v) = layer.step(x, attn_mask, None if past is None else (past.keys[i], past.values[i]))
+            keys.append(k)
+            values.append(v)
+        return x, KVCache(keys, values, position_ids)
 
     def loss(self, batch: dict[str, torch.Tensor], objective: str = "ae+par") -> dict[str, torch.Tensor]:
         """Same dict as ``pmlm_loss(self(...), batch, objective)``, projecting only labelled rows."""
