@@ -29,6 +29,10 @@ class PMLMConfig:
     attention_dropout: float = 0.1  # dropout on attention probabilities, as in BERT
     layer_norm_eps: float = 1e-12  # BERT's value
     initializer_range: float = 0.02  # std of the normal init, BERT's value
+    # "sdpa" (torch's scaled_dot_product_attention) runs everywhere; "flex" (FlexAttention, CUDA
+    # training) skips the blocks of the block-structured PMLM mask that are fully masked, but has no
+    # attention dropout and no backward on the CPU (PMLM.md section 4; docs/performance.md).
+    attention_backend: str = "sdpa"
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
@@ -46,6 +50,11 @@ class PMLMConfig:
         for name in ("dropout", "attention_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"PMLMConfig.{name} must lie in [0, 1), got {getattr(self, name)}")
+        if self.attention_backend not in ("sdpa", "flex"):
+            raise ValueError(f"attention_backend must be 'sdpa' or 'flex', got {self.attention_backend!r}")
+        if self.attention_backend == "flex" and self.attention_dropout:
+            raise ValueError("attention_backend='flex' has no attention dropout: set attention_dropout=0.0 "
+                             f"(got {self.attention_dropout}) or use attention_backend='sdpa'")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -26,6 +26,7 @@ pre-training lives in the masks (:class:`pmlm.PMLMCollator`), which are drawn an
 
 from __future__ import annotations
 
+import bisect
 import glob
 import random
 import re
@@ -48,9 +49,7 @@ FILE_BUILDERS = {".txt": "text", ".md": "text", ".text": "text", ".jsonl": "json
 
 def bundled_austen_file() -> Path:
     """Path of the bundled Austen corpus (``pmlm/corpora/austen.jsonl.gz``)."""
-    from pmlm.corpora import CORPORA_DIR
-
-    path = Path(CORPORA_DIR) / "austen.jsonl.gz"
+    path = Path(__file__).resolve().parent / "corpora" / "austen.jsonl.gz"
     if not path.is_file():
         raise FileNotFoundError(f"the bundled corpus {path} is missing; reinstall pmlm or pass --dataset")
     return path
@@ -223,11 +222,12 @@ def contiguous_chunks(paragraphs: list[str], parts: int) -> list[list[str]]:
 
 # --------------------------------------------------------------------------------------- packing
 
-def boundary_ids(tok: Tokenizer) -> tuple[set[int], set[int]]:
-    """Ids of sentence-final punctuation and of closing quotes (missing ones are skipped)."""
-    ends = {tok.token_to_id(t) for t in SENTENCE_ENDS} - {None}
-    quotes = {tok.token_to_id(t) for t in CLOSING_QUOTES} - {None}
-    return ends, quotes
+def boundary_ids(tok: Tokenizer) -> dict[str, set[int]]:
+    """Ids of sentence-final punctuation, closing quotes and ``##`` word continuations."""
+    vocab = tok.get_vocab()
+    return {"ends": {vocab[t] for t in SENTENCE_ENDS if t in vocab},
+            "quotes": {vocab[t] for t in CLOSING_QUOTES if t in vocab},
+            "continuations": {i for t, i in vocab.items() if t.startswith("##")}}
 
 
 def cut_points(ids: list[int], paragraph_ends: list[int], ends: set[int], quotes: set[int]) -> list[int]:
@@ -235,25 +235,39 @@ def cut_points(ids: list[int], paragraph_ends: list[int], ends: set[int], quotes
 
     E.g. ``she said . " yes`` gives a cut before ``yes`` (the closing quote stays on the left).
     """
-    cuts = set(paragraph_ends)
+    cuts, trailing = set(paragraph_ends), quotes | ends
     for i, t in enumerate(ids):
-        if t in ends and not (i + 1 < len(ids) and ids[i + 1] in quotes | ends):
+        if t in ends and not (i + 1 < len(ids) and ids[i + 1] in trailing):
             cuts.add(i + 1)
         elif t in quotes and i > 0 and ids[i - 1] in ends:
             cuts.add(i + 1)
     return sorted(c for c in cuts if 0 < c < len(ids))
 
 
+def last_in(points: list[int], lo: int, hi: int) -> int | None:
+    """The largest of the sorted ``points`` in (lo, hi], or None."""
+    i = bisect.bisect_right(points, hi) - 1
+    return points[i] if i >= 0 and points[i] > lo else None
+
+
+def nearest_in(points: list[int], lo: int, hi: int, target: int) -> int | None:
+    """The one of the sorted ``points`` strictly inside (lo, hi) nearest ``target``, or None."""
+    i = bisect.bisect_left(points, target)
+    near = [p for p in points[max(0, i - 1):i + 1] if lo < p < hi]
+    return min(near, key=lambda p: abs(p - target)) if near else None
+
+
 def pack_document(paragraph_ids: list[list[int]], *, max_length: int, sos_id: int, eos_id: int,
                   ends: set[int] = frozenset(), quotes: set[int] = frozenset(),
-                  min_tokens: int = 8) -> list[list[int]]:
+                  continuations: set[int] = frozenset(), min_tokens: int = 8) -> list[list[int]]:
     """Examples ``[SOS] S1 [EOS] S2 [EOS]`` of at most ``max_length`` tokens from one document.
 
     Walk-through with ``max_length = 10`` (budget 7 text tokens) and one paragraph
     ``a b . c d e . f g h`` (10 tokens, sentence ends after ``.``): the first chunk may take 7 tokens,
     ``a b . c d e .`` ends at a sentence end, so it is cut there; its middle sentence end splits it
     into ``a b .`` / ``c d e .``: ``[SOS] a b . [EOS] c d e . [EOS]``. The tail ``f g h`` has 3 < 8
-    tokens and is dropped.
+    tokens and is dropped. Where no sentence end is at hand, cuts fall between words (never before
+    a ``##`` continuation piece) when they can.
     """
     budget = max_length - 3  # [SOS], [EOS], [EOS]
     if budget < 2:
@@ -263,16 +277,14 @@ def pack_document(paragraph_ids: list[list[int]], *, max_length: int, sos_id: in
         ids.extend(p)
         para_ends.append(len(ids))
     cuts = cut_points(ids, para_ends, set(ends), set(quotes))
-    examples, start, k = [], 0, 0
+    words = [j for j in range(1, len(ids)) if ids[j] not in continuations]  # cuts between words
+    examples, start = [], 0
     while len(ids) - start >= min_tokens:
         end = min(start + budget, len(ids))
-        if end < len(ids):
-            inside = [c for c in cuts if start + budget // 2 < c <= end]
-            end = inside[-1] if inside else end
-        chunk = ids[start:end]
-        mid = start + len(chunk) // 2
-        inner = [c for c in cuts if start < c < end]
-        split = min(inner, key=lambda c: abs(c - mid)) if inner else mid
+        if end < len(ids):  # end at the last sentence end, else word start, of the second half
+            end = last_in(cuts, start + budget // 2, end) or last_in(words, start + budget // 2, end) or end
+        mid = (start + end) // 2  # S1 | S2 at the sentence end, else word start, nearest the middle
+        split = nearest_in(cuts, start, end, mid) or nearest_in(words, start, end, mid) or mid
         s1, s2 = ids[start:split], ids[split:end]
         examples.append([sos_id] + s1 + [eos_id] + s2 + [eos_id])
         start = end
@@ -299,14 +311,14 @@ def pack_documents(docs: list[list[str]], tok: Tokenizer, max_length: int,
                    min_tokens: int = 8) -> PackedDataset:
     """Tokenize every document (no special tokens) and pack it into examples."""
     ids = special_ids(tok)
-    ends, quotes = boundary_ids(tok)
+    bounds = boundary_ids(tok)
     flat = [p for d in docs for p in d]
     encoded = [e.ids for e in tok.encode_batch(flat, add_special_tokens=False)] if flat else []
     examples, i = [], 0
     for d in docs:
         paragraph_ids, i = encoded[i:i + len(d)], i + len(d)
         examples += pack_document(paragraph_ids, max_length=max_length, sos_id=ids["sos"],
-                                  eos_id=ids["eos"], ends=ends, quotes=quotes, min_tokens=min_tokens)
+                                  eos_id=ids["eos"], min_tokens=min_tokens, **bounds)
     return PackedDataset(examples)
 
 
@@ -344,3 +356,28 @@ def prepare_corpus(dataset: str | None = None, *, text_column: str | None = None
                 f"(each needs at least 8 text tokens); the text is shorter than one example per split "
                 "- give more text")
     return Corpus(tokenizer, train, validation, train_docs, val_docs, desc)
+
+
+def unigram_baseline(corpus: Corpus) -> dict[str, float]:
+    """Loss and accuracy of guessing masked tokens from training-split word-piece frequencies alone.
+
+    The reference a pre-trained model must beat: the cross entropy of the validation text tokens
+    under the training unigram distribution (add-one smoothed over non-special ids), and the share
+    of validation tokens equal to the most frequent training token. Masked tokens are a near
+    uniform sample of the text tokens, so this is what "predict without context" scores.
+    """
+    V = corpus.tokenizer.get_vocab_size()
+    special = torch.tensor(sorted(special_ids(corpus.tokenizer).values()))
+
+    def counts(split: PackedDataset) -> torch.Tensor:
+        flat = torch.tensor([t for e in split.examples for t in e], dtype=torch.long)
+        c = torch.bincount(flat, minlength=V).double()  # (V,)
+        c[special] = 0
+        return c
+
+    train, val = counts(corpus.train), counts(corpus.validation)
+    smoothed = train + 1.0
+    smoothed[special] = 0
+    log_p = (smoothed / smoothed.sum()).clamp_min(1e-30).log()  # (V,)
+    return {"unigram_val_loss": float(-(val * log_p).sum() / val.sum()),
+            "unigram_val_acc": float(val[int(train.argmax())] / val.sum())}

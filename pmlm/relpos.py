@@ -9,7 +9,7 @@ keys before it; within each half the first ``num_buckets / 4`` distances get a b
 distances share logarithmically wider buckets up to ``max_distance``, and beyond that the last one.
 
 Choice (as in the official s2s-ft code): one bias table shared by all layers, so the (B, h, L, L)
-bias is computed once per batch and reused in every layer.
+bias is computed once per batch and reused in every layer (:meth:`pmlm.PMLMModel.attention_bias`).
 """
 
 from __future__ import annotations
@@ -35,14 +35,29 @@ def relative_position_bucket(relative_position: torch.Tensor, num_buckets: int =
 
 
 class RelativePositionBias(nn.Module):
-    """A learned (num_buckets, h) table; ``forward(position_ids)`` gives the (B, h, L, L) bias."""
+    """A learned (num_buckets, h) table; ``forward(position_ids)`` gives the (B, h, L, L) bias.
+
+    Computed in two steps, which is cheaper than bucketing all B L L pairs (the result is the
+    same): the bias of every signed distance -D..D, with D = ``max_distance`` (farther ones share
+    the last bucket, so clamping to D changes nothing), as an (h, 2 D + 1) table; then one lookup
+    per (query, key) pair. The gradient flows back through both lookups to the table.
+    """
 
     def __init__(self, num_buckets: int, num_heads: int, max_distance: int) -> None:
         super().__init__()
         self.num_buckets, self.max_distance = num_buckets, max_distance
         self.table = nn.Embedding(num_buckets, num_heads)
+        # bucket of each signed distance -D..D, a constant (not saved in checkpoints)
+        distances = torch.arange(-max_distance, max_distance + 1)  # (2 D + 1,)
+        self.register_buffer("distance_buckets", relative_position_bucket(distances, num_buckets, max_distance),
+                             persistent=False)
 
-    def forward(self, position_ids: torch.Tensor) -> torch.Tensor:
-        rel = position_ids.unsqueeze(1) - position_ids.unsqueeze(2)  # (B, L, L): key pos - query pos
-        buckets = relative_position_bucket(rel, self.num_buckets, self.max_distance)  # (B, L, L)
-        return self.table(buckets).permute(0, 3, 1, 2)  # (B, L, L, h) -> (B, h, L, L)
+    def forward(self, position_ids: torch.Tensor, key_position_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Bias (B, h, Lq, Lk) for queries at ``position_ids`` (B, Lq) and keys at ``key_position_ids``
+        (B, Lk), by default the same tokens (then Lq = Lk = L)."""
+        keys = position_ids if key_position_ids is None else key_position_ids
+        D = self.max_distance
+        rel = keys.unsqueeze(1) - position_ids.unsqueeze(2)  # (B, Lq, Lk): key pos - query pos
+        rel = rel.clamp(-D, D) + D  # (B, Lq, Lk): index of the distance in -D..D
+        per_distance = self.table(self.distance_buckets).t()  # (2 D + 1, h) -> (h, 2 D + 1)
+        return per_distance[:, rel].transpose(0, 1)  # (h, B, Lq, Lk) -> (B, h, Lq, Lk)

@@ -1,0 +1,101 @@
+"""Training-step cost at the size of the issue's targets: PMLM one pass vs. MLM, naive, HF.
+
+    python benchmarks/step_cost.py                 # targets: n 128, batch 16, 4 x 256, 2 threads
+    python benchmarks/step_cost.py --rounds 5      # quicker, noisier
+    python benchmarks/step_cost.py --tiny          # smoke run (seconds)
+    python benchmarks/step_cost.py --write         # also update benchmarks/RESULTS.md
+
+All methods run on the same sequences and the same sampled masks (see ``common.py``), interleaved
+round by round; every ratio is taken within a round and reported as median [quartiles] (range).
+On a GPU: ``--device cuda --dtype bfloat16 --backends sdpa,flex`` adds a PMLM row per backend.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+import common
+from common import LABELS, fmt_spread, ratios, spread
+
+TARGETS = [  # (numerator, denominator, bound, sense, what the issue asks)
+    ("pmlm", "hf_mlm", 1.0, "<=", "PMLM one pass no slower than one HF BertForMaskedLM MLM step"),
+    ("pmlm", "mlm", 1.45, "<=", "PMLM step <= 1.45x our own MLM step"),
+    ("naive", "pmlm", 4.0, ">=", "PMLM one pass at least 4x faster than naive recomputation"),
+]
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    common.add_size_args(p)
+    p.add_argument("--rounds", type=int, default=15, help="interleaved rounds (each runs every method once)")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--methods", default=",".join(common.METHODS), help="comma-separated subset")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default=None, choices=[None, "bfloat16", "float16"], help="autocast dtype")
+    p.add_argument("--backends", default="sdpa", help="attention backends for the PMLM rows: sdpa,flex")
+    p.add_argument("--write", action="store_true", help="update the step_cost section of RESULTS.md")
+    p.add_argument("--json", default=None, help="also write the raw timings here")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    size = common.size_from_args(args)
+    dtype = getattr(torch, args.dtype) if args.dtype else None
+    methods = [m for m in args.methods.split(",") if m]
+    if "hf_mlm" in methods and not common.hf_available():
+        print("transformers is not installed: skipping hf_mlm (pip install -r requirements-bench.txt)")
+        methods.remove("hf_mlm")
+    batches = common.make_batches(size, args.seed)
+    L, n = batches["pmlm"]["input_ids"].shape[1], batches["mlm"]["input_ids"].shape[1]
+    print(f"batch {size.batch}, n {n}, L {L} (L/n {L / n:.2f}), {len(batches['naive'])} naive passes, "
+          f"{size.layers} layers x {size.hidden} hidden, {size.heads} heads, FFN {size.ffn}, "
+          f"vocab {size.vocab}, dropout {size.dropout}/{size.attention_dropout}, "
+          f"{args.threads} threads, device {args.device}, dtype {args.dtype or 'float32'}")
+
+    steps = {}
+    for m in methods:
+        if m == "pmlm":
+            for backend in args.backends.split(","):
+                name = "pmlm" if backend == "sdpa" else f"pmlm_{backend}"
+                steps[name] = common.build_step(m, size, batches, seed=args.seed, device=args.device, dtype=dtype,
+                                                config_overrides={"attention_backend": backend})
+        else:
+            steps[m] = common.build_step(m, size, batches, seed=args.seed, device=args.device, dtype=dtype)
+    times = common.interleaved(steps, args.rounds, args.warmup, args.device)
+    info = common.machine()
+
+    lines = [f"Measured {info['date']} on {common.machine_line(info)}.", "",
+             f"Size: batch {size.batch}, n {n} (PMLM L {L}, L/n {L / n:.2f}), {size.layers} layers, hidden "
+             f"{size.hidden}, {size.heads} heads, FFN {size.ffn}, vocab {size.vocab}, dropout {size.dropout}, "
+             f"attention dropout {size.attention_dropout}; {args.device}, {args.dtype or 'float32'}; "
+             f"{args.rounds} interleaved rounds after {args.warmup} warm-up rounds; AdamW.", "",
+             "| method | step, s: median [q25, q75] (min, max) |", "|---|---|"]
+    for name, ts in times.items():
+        base = name.split("_")[0] if name.startswith("pmlm_") else name
+        lines.append(f"| {LABELS.get(base, name)}{' (' + name[5:] + ')' if name.startswith('pmlm_') else ''} "
+                     f"| {fmt_spread(spread(ts), 3)} |")
+    lines += ["", "| ratio (same round) | median [q25, q75] (min, max) | target | met |", "|---|---|---|---|"]
+    verdicts = {}
+    for num, den, bound, sense, what in TARGETS:
+        if num in times and den in times:
+            r = ratios(times, num, den)
+            ok = r["median"] <= bound if sense == "<=" else r["median"] >= bound
+            verdicts[f"{num}/{den}"] = {"ratio": r, "bound": bound, "sense": sense, "met": ok}
+            lines.append(f"| {num} / {den} | {fmt_spread(r)} | {sense} {bound} | {'yes' if ok else 'NO'} |")
+    for name in times:
+        if name.startswith("pmlm_"):
+            lines.append(f"| {name} / pmlm | {fmt_spread(ratios(times, name, 'pmlm'))} | | |")
+    if "hf_mlm" in times and "mlm" in times:
+        lines.append(f"| mlm / hf_mlm | {fmt_spread(ratios(times, 'mlm', 'hf_mlm'))} | (info) | |")
+    text = "\n".join(lines)
+    print(text)
+    if args.write:
+        common.update_results("step_cost", text)
+    result = {"times": times, "verdicts": verdicts, "machine": info, "L": L, "n": n}
+    if args.json:
+        common.dump_json(result, common.Path(args.json))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""What classification and sequence-to-sequence fine-tuning share: the backbone, the optimiser, batches.
+
+* :func:`load_backbone` gives a pre-trained :class:`pmlm.PMLMModel` and its tokenizer from a run
+  directory of :func:`pmlm.train.pretrain`, or, for the *control* (no pre-training), a freshly
+  initialised model of a named size with a tokenizer trained on the task's own training text.
+  A tokenizer whose vocabulary does not match the checkpoint is refused with a ValueError.
+* :func:`make_optimizer`: AdamW with linear warm-up and linear decay, as BERT and s2s-ft fine-tune
+  (weight decay off for biases and LayerNorm weights).
+* :func:`smoke_mode`: ``PMLM_SMOKE=1`` or ``CI`` in the environment shrinks every run to seconds.
+
+Shape legend as in :mod:`pmlm.config`: B batch, L length, H hidden, V vocabulary, C classes.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer
+from torch import nn
+
+from pmlm.config import PMLMConfig
+from pmlm.model import PMLMModel
+from pmlm.tokenizer import special_ids, train_tokenizer
+
+
+def smoke_mode() -> bool:
+    """True when ``PMLM_SMOKE`` is set to anything but ``0``/empty, or ``CI`` is set (CI runners)."""
+    try:
+        from pmlm.train import smoke_mode as train_smoke  # the package-wide switch, once it exists
+        return bool(train_smoke())
+    except ImportError:
+        return os.environ.get("PMLM_SMOKE", "") not in ("", "0") or bool(os.environ.get("CI"))
+
+
+def set_seed(seed: int) -> torch.Generator:
+    """Seed Python's and torch's global RNGs; return a torch generator seeded the same way."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def check_vocab(model: PMLMModel, tok: Tokenizer) -> dict[str, int]:
+    """The tokenizer's special ids, after checking that it matches the model's vocabulary."""
+    ids = special_ids(tok)
+    V_tok, V_model = tok.get_vocab_size(), model.config.vocab_size
+    if V_tok != V_model:
+        raise ValueError(f"the tokenizer has {V_tok} entries but the checkpoint's vocabulary has "
+                         f"{V_model}: use the tokenizer.json saved with that checkpoint")
+    return ids
+
+
+def load_backbone(pretrained: str | Path | None, *, texts: Sequence[str] = (), size: str = "tiny",
+                  vocab_size: int = 8192, tokenizer: str | Path | None = None,
+                  config_overrides: dict | None = None) -> tuple[PMLMModel, Tokenizer]:
+    """(model, tokenizer): from a pre-training run directory, or from scratch (the control).
+
+    Args:
+        pretrained: a run directory of :func:`pmlm.train.pretrain`, or None for a fresh model.
+        texts: training text of the task, for the control's tokenizer (ignored with ``pretrained``).
+        size: model preset of the control (:data:`pmlm.PRESETS`).
+        vocab_size: vocabulary of the control's tokenizer (it may keep fewer entries).
+        tokenizer: optional tokenizer.json to use instead of the run directory's own; it must have
+            the checkpoint's vocabulary size.
+        config_overrides: PMLMConfig fields of the control (e.g. ``max_positions``).
+    """
+    if pretrained is not None:
+        from pmlm.checkpoint import load_pretrained
+        model, tok = load_pretrained(pretrained)
+        if tokenizer is not None:
+            from pmlm.tokenizer import load_tokenizer
+            tok = load_tokenizer(tokenizer)
+    else:
+        if not texts:
+            raise ValueError("a model from scratch needs the task's training texts for its tokenizer")
+        tok = train_tokenizer(texts, vocab_size) if tokenizer is None else None
+        if tok is None:
+            from pmlm.tokenizer import load_tokenizer
+            tok = load_tokenizer(tokenizer)
+        config = PMLMConfig.preset(size, vocab_size=tok.get_vocab_size(), **(config_overrides or {}))
+        model = PMLMModel(config)
+    check_vocab(model, tok)
+    return model, tok
+
+
+def make_optimizer(model: nn.Module, *, lr: float, weight_decay: float, total_steps: int,
+                   warmup: float) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW (betas 0.9, 0.999, eps 1e-6) with ``warmup`` share of linear warm-up, then linear decay."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.dim() < 2 else decay).append(p)  # biases and LayerNorm weights: no decay
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=lr, eps=1e-6)
+    warm = max(1, int(warmup * total_steps))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return max(0.0, (total_steps - step) / max(1, total_steps - warm))
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def minibatches(n: int, batch_size: int, *, shuffle: bool, generator: torch.Generator | None = None
+                ) -> Iterator[list[int]]:
+    """Index lists of one pass over ``n`` examples (shuffled with ``generator`` if asked)."""
+    order = torch.randperm(n, generator=generator).tolist() if shuffle else list(range(n))
+    for i in range(0, n, batch_size):
+        yield order[i:i + batch_size]
+
+
+def pad_ids(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad token-id lists to (B, L); also return ``valid`` (B, L), False at padding."""
+    L = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), L), pad_id, dtype=torch.long)  # (B, L)
+    for b, s in enumerate(seqs):
+        ids[b, :len(s)] = torch.as_tensor(list(s), dtype=torch.long)
+    lengths = torch.tensor([len(s) for s in seqs])
+    return ids, torch.arange(L).unsqueeze(0) < lengths.unsqueeze(1)  # (B, L), (B, L)
+
+
+def encode_texts(tok: Tokenizer, texts: Sequence[str]) -> list[list[int]]:
+    """Token ids of each text, without special tokens (the callers add ``[SOS]``/``[EOS]``)."""
+    return [e.ids for e in tok.encode_batch(list(texts), add_special_tokens=False)]

@@ -1,0 +1,103 @@
+"""The two fine-tuning tasks shipped with the project and their fixed splits (PMLM.md section 8).
+
+* **Sentiment (NLU)**: Rotten Tomatoes sentences (the source of SST-2), ``fresh`` vs ``rotten``.
+  Split by a hash of the sentence text: 10% test, 10% validation, 80% train. A hash, not a
+  shuffle, so the split of a sentence never depends on the order or the size of the corpus, and a
+  duplicated sentence lands in one split only.
+* **Verse modernisation (NLG)**: King James (1611/1769) -> World English Bible, aligned by
+  reference. Held out *by book*, so test verses come from books the model never saw in training
+  (names, style and topics differ between books; a random verse split would leak near-duplicates
+  from parallel passages of the same book): test = Ruth, Ecclesiastes, Jonah, Mark, Philippians,
+  James; validation = Esther, Micah, Colossians, Jude; train = the other 56 books.
+
+Rows come from :mod:`pmlm.corpora` (bundled, stdlib loaders) unless the caller passes its own; a
+label outside the task's classes is a ValueError that names the row, never a silent drop.
+:func:`subsample` takes a fixed, seeded sample for the small presets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Sequence
+
+SENTIMENT_LABELS = ("rotten", "fresh")  # class id = index
+BIBLE_TEST_BOOKS = ("Ruth", "Ecclesiastes", "Jonah", "Mark", "Philippians", "James")
+BIBLE_VALIDATION_BOOKS = ("Esther", "Micah", "Colossians", "Jude")
+SPLITS = ("train", "validation", "test")
+
+
+def hash_split(key: str) -> str:
+    """``test`` for 10% of the keys, ``validation`` for another 10%, else ``train`` (md5, stable)."""
+    bucket = int(hashlib.md5(key.encode("utf-8")).hexdigest(), 16) % 10
+    return "test" if bucket == 0 else "validation" if bucket == 1 else "train"
+
+
+def sentiment_splits(rows: Sequence[dict] | None = None,
+                     labels: Sequence[str] = SENTIMENT_LABELS) -> dict[str, list[dict]]:
+    """{split: [{"text": str, "label": int}]} with ``label`` the index of the row's class in ``labels``.
+
+    ``rows`` are dicts with ``label`` and ``text``; default: :func:`pmlm.corpora.rotten_tomatoes`.
+    """
+    if rows is None:
+        from pmlm.corpora import rotten_tomatoes
+        rows = rotten_tomatoes()
+    index = {name: i for i, name in enumerate(labels)}
+    if len(index) < 2:
+        raise ValueError(f"a classification task needs at least two classes, got {list(labels)}")
+    out: dict[str, list[dict]] = {s: [] for s in SPLITS}
+    for i, row in enumerate(rows):
+        for key in ("label", "text"):
+            if key not in row:
+                raise ValueError(f"row {i} has no {key!r} column; columns: {sorted(row)}")
+        if row["label"] not in index:
+            raise ValueError(f"row {i} has label {row['label']!r}, which is not one of the classes "
+                             f"{list(labels)}; pass labels=... or drop those rows")
+        text = str(row["text"]).strip()
+        if not text:
+            raise ValueError(f"row {i} has an empty text")
+        out[hash_split(text)].append({"text": text, "label": index[row["label"]]})
+    if not out["train"] or not out["test"]:
+        raise ValueError(f"too few rows ({len(rows)}) to fill the train and test splits")
+    return out
+
+
+def bible_splits(rows: Sequence[dict] | None = None, *,
+                 test_books: Sequence[str] = BIBLE_TEST_BOOKS,
+                 validation_books: Sequence[str] = BIBLE_VALIDATION_BOOKS) -> dict[str, list[dict]]:
+    """{split: [{"source": KJV text, "target": WEB text, "ref": "Book c:v"}]}, held out by book.
+
+    ``rows`` are dicts with ``book, chapter, verse, kjv, web``; default :func:`pmlm.corpora.bible_pairs`.
+    Verses with an empty side are skipped (versification gaps: a verse that one edition lacks).
+    """
+    if rows is None:
+        from pmlm.corpora import bible_pairs
+        rows = bible_pairs()
+    held = {b: "test" for b in test_books} | {b: "validation" for b in validation_books}
+    out: dict[str, list[dict]] = {s: [] for s in SPLITS}
+    books = set()
+    for i, row in enumerate(rows):
+        missing = {"book", "kjv", "web"} - set(row)
+        if missing:
+            raise ValueError(f"row {i} lacks the columns {sorted(missing)}; columns: {sorted(row)}")
+        source, target = str(row["kjv"]).strip(), str(row["web"]).strip()
+        books.add(row["book"])
+        if not source or not target:
+            continue
+        out[held.get(row["book"], "train")].append(
+            {"source": source, "target": target,
+             "ref": f"{row['book']} {row.get('chapter', '?')}:{row.get('verse', '?')}"})
+    unknown = sorted(set(held) - books)
+    if unknown:
+        raise ValueError(f"held-out books {unknown} are not in the corpus; its books: {sorted(books)[:8]}...")
+    return out
+
+
+def subsample(rows: Sequence[dict], n: int | None, seed: int = 0) -> list[dict]:
+    """A fixed random sample of ``n`` rows (all rows, in order, if ``n`` is None or >= len)."""
+    rows = list(rows)
+    if n is None or n >= len(rows):
+        return rows
+    if n <= 0:
+        raise ValueError(f"sample size must be positive, got {n}")
+    return random.Random(seed).sample(rows, n)

@@ -1,0 +1,291 @@
+r"""Decoding a fine-tuned PMLM sequence-to-sequence model: greedy and beam search, with a key/value cache.
+
+The model predicts target token :math:`y_t` from the state of a pseudo mask ``[P]`` at position
+:math:`n + t - 1` (``n`` source tokens ``[SOS] s [EOS]``, positions from 0) that sees the source
+and the real target tokens :math:`y_{<t}`, exactly as in fine-tuning (:mod:`pmlm.finetune.seq2seq`).
+As in s2s-ft's decoder (PMLM.md section 7), step t feeds two new tokens::
+
+    step 1:            [P]@n                        (the source is already in the cache)
+    step t > 1:   y_{t-1}@n+t-2   [P]@n+t-1
+
+The real token sees the cache and itself, the ``[P]`` the cache, ``y_{t-1}`` and itself. Then only the
+real token's keys and values join the cache; the ``[P]``'s are dropped. This is exact, not an
+approximation: in the PMLM mask (step ids: source 0, real ``y_j`` +j, its ``[P]`` -j) no source or
+real token ever attends to a later token, so their states never change once computed. Each step
+therefore costs two new positions attending to the cache, not a pass over the whole prefix;
+``use_cache=False`` recomputes the whole prefix at every step with :func:`pmlm.pmlm_attention_mask`,
+the straightforward reference that ``tests/test_decoding.py`` compares against.
+
+Beam search (fairseq's bookkeeping): each step takes the best ``2K`` of the ``K x V``
+continuations by summed log-probability; an ``[EOS]`` among the first ``K`` of them finishes a
+hypothesis, scored with the GNMT length penalty
+
+.. math::  \text{score} = \frac{\log p(y)}{\left((5 + |y|) / 6\right)^{\alpha}}
+
+(:math:`|y|` counts ``[EOS]``); the first ``K`` non-``[EOS]`` continuations go on. A source is done
+once it has ``K`` finished hypotheses. Hence beam size 1 is greedy search, token for token, for any
+:math:`\alpha`. Constraints: ``[EOS]`` is forbidden until ``min_length`` tokens exist; with
+``no_repeat_ngram_size = n`` a token that would repeat an n-gram of the hypothesis is forbidden
+(trigram blocking: n = 3); special tokens other than ``[EOS]`` are never generated.
+
+Lengths: ``max_length`` counts generated tokens, ``[EOS]`` included. A hypothesis also stops when
+the next position would pass the model's ``max_positions``; hypotheses that stop without ``[EOS]``
+are finished as they are. A source that leaves no position for the target is a ValueError.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from pmlm.attention import pmlm_attention_mask
+from pmlm.finetune.common import pad_ids
+from pmlm.model import PMLMModel
+
+NEG_INF = float("-inf")
+
+
+@dataclass
+class DecodeConfig:
+    max_length: int = 64  # generated tokens, [EOS] included
+    min_length: int = 0  # [EOS] is forbidden before this many tokens
+    beam_size: int = 1  # 1 = greedy
+    length_penalty: float = 1.0  # alpha of ((5 + len) / 6) ** alpha; 0 ranks by plain log-probability
+    no_repeat_ngram_size: int = 0  # 3 = trigram blocking; 0 = off
+    use_cache: bool = True  # False recomputes the whole prefix every step (the reference)
+    batch_size: int = 32  # sources decoded together
+
+    def __post_init__(self) -> None:
+        if self.max_length < 1:
+            raise ValueError(f"max_length must be at least 1, got {self.max_length}")
+        if self.min_length < 0 or self.beam_size < 1 or self.no_repeat_ngram_size < 0 or self.batch_size < 1:
+            raise ValueError("min_length and no_repeat_ngram_size must be >= 0, beam_size and batch_size >= 1")
+
+
+def length_penalty(length: int, alpha: float) -> float:
+    """GNMT's ((5 + length) / 6) ** alpha."""
+    return ((5.0 + length) / 6.0) ** alpha
+
+
+def banned_ngram_tokens(tokens: list[int], n: int) -> list[int]:
+    """Tokens that would complete an n-gram already in ``tokens`` (e.g. n=2, [a b a] bans b)."""
+    if n <= 0 or len(tokens) < n - 1:
+        return []
+    prefix = tuple(tokens[len(tokens) - n + 1:]) if n > 1 else ()
+    return [tokens[i + n - 1] for i in range(len(tokens) - n + 1) if tuple(tokens[i:i + n - 1]) == prefix]
+
+
+class CachedStepper:
+    """Next-token log-probs for R = B x K hypothesis rows, one real token and one ``[P]`` per step."""
+
+    def __init__(self, model: PMLMModel, sources: list[list[int]], ids: dict[str, int], rows_per_source: int):
+        self.model, self.ids = model, ids
+        self.max_pos = model.config.max_positions
+        self.device = dev = next(model.parameters()).device
+        src, valid = (t.to(dev) for t in pad_ids(sources, ids["pad"]))  # (B, n)
+        B, n = src.shape
+        mask = pmlm_attention_mask(torch.zeros_like(src), valid)  # (B, n, n): source is bidirectional
+        _, cache = model.encode_step(src, torch.arange(n, device=dev).expand(B, n), mask, torch.zeros_like(src))
+        rows = torch.arange(B, device=dev).repeat_interleave(rows_per_source)  # (R,) source of each row
+        self.cache = cache.reorder(rows)  # (R, h, n, d) per layer
+        self.key_valid = valid[rows]  # (R, P): False at source padding
+        self.start = valid.sum(1)[rows]  # (R,) position of the first target token
+        self.t = 0
+
+    def logprobs(self, prev: torch.Tensor | None) -> torch.Tensor:
+        """Log-probabilities (R, V) of y_t, given y_{t-1} (R,) (None at t = 1)."""
+        self.t += 1
+        R = self.start.shape[0]
+        pos_p = (self.start + self.t - 1).clamp(max=self.max_pos - 1)  # (R,); clamped only for done rows
+        P = self.cache.length
+        dev = self.device
+        pseudo = torch.full((R, 1), self.ids["pseudo"], device=dev)
+        prev = None if prev is None else prev.to(dev)
+        if prev is None:
+            new_ids, new_pos = pseudo, pos_p.unsqueeze(1)  # (R, 1)
+            new_mask = torch.ones(1, 1, dtype=torch.bool, device=dev)
+        else:
+            new_ids = torch.cat([prev.view(R, 1), pseudo], 1)  # (R, 2): y_{t-1}, [P]
+            new_pos = torch.stack([(pos_p - 1).clamp(min=0), pos_p], 1)  # (R, 2)
+            new_mask = torch.tensor([[True, False], [True, True]], device=dev)  # real: itself; [P]: y_{t-1} and itself
+        T = new_ids.shape[1]
+        mask = torch.cat([self.key_valid.unsqueeze(1).expand(R, T, P), new_mask.expand(R, T, T)], 2)  # (R, T, P+T)
+        hidden, new = self.model.encode_step(new_ids, new_pos, mask, torch.ones_like(new_ids), past=self.cache)
+        if prev is not None:  # keep the real token's keys and values, drop the [P]'s
+            self.cache = self.cache.extend(new.select(slice(0, 1)))
+            self.key_valid = torch.cat([self.key_valid, torch.ones(R, 1, dtype=torch.bool, device=dev)], 1)
+        return F.log_softmax(self.model.head(hidden[:, -1]).float(), dim=-1)  # (R, V)
+
+    def reorder(self, rows: torch.Tensor) -> None:
+        rows = rows.to(self.device)
+        self.cache = self.cache.reorder(rows)
+        self.key_valid, self.start = self.key_valid[rows], self.start[rows]
+
+
+class RecomputeStepper:
+    """The reference: every step re-encodes ``[SOS] s [EOS] y_1 .. y_{t-1} [P]`` from scratch."""
+
+    def __init__(self, model: PMLMModel, sources: list[list[int]], ids: dict[str, int], rows_per_source: int):
+        self.model, self.ids = model, ids
+        self.sources = [s for s in sources for _ in range(rows_per_source)]
+        self.prefix: list[list[int]] = [[] for _ in self.sources]
+
+    def logprobs(self, prev: torch.Tensor | None) -> torch.Tensor:
+        if prev is not None:
+            self.prefix = [p + [int(w)] for p, w in zip(self.prefix, prev.tolist())]
+        seqs, steps, segs, positions = [], [], [], []
+        for src, y in zip(self.sources, self.prefix):
+            n, t = len(src), len(y) + 1
+            seqs.append(src + y + [self.ids["pseudo"]])
+            steps.append([0] * n + list(range(1, t)) + [-t])  # source 0, y_j +j, [P] of step t: -t
+            segs.append([0] * n + [1] * t)
+            positions.append([min(p, self.model.config.max_positions - 1) for p in range(n + t)])
+        dev = next(self.model.parameters()).device
+        input_ids, valid = (t.to(dev) for t in pad_ids(seqs, self.ids["pad"]))  # (R, L)
+        step_ids, seg_ids, pos_ids = (pad_ids(x, 0)[0].to(dev) for x in (steps, segs, positions))
+        hidden = self.model.encode(input_ids, pos_ids, pmlm_attention_mask(step_ids, valid), seg_ids)  # (R, L, H)
+        last = valid.sum(1) - 1  # (R,) index of each row's [P]
+        h = hidden[torch.arange(len(seqs), device=dev), last]  # (R, H)
+        return F.log_softmax(self.model.head(h).float(), dim=-1)  # (R, V)
+
+    def reorder(self, rows: torch.Tensor) -> None:
+        rows = rows.tolist()
+        self.sources = [self.sources[r] for r in rows]
+        self.prefix = [list(self.prefix[r]) for r in rows]
+
+
+def _prepare(model: PMLMModel, sources: list[list[int]], ids: dict[str, int], cfg: DecodeConfig):
+    full = [[ids["sos"]] + [int(t) for t in s] + [ids["eos"]] for s in sources]
+    max_pos = model.config.max_positions
+    for i, f in enumerate(full):
+        if len(f) >= max_pos:
+            raise ValueError(f"source {i} has {len(f)} tokens with [SOS]/[EOS], but the model has "
+                             f"max_positions={max_pos}: no position is left for the target; truncate it")
+    limits = [min(cfg.max_length, max_pos - len(f)) for f in full]  # target tokens that fit
+    stepper = (CachedStepper if cfg.use_cache else RecomputeStepper)(model, full, ids, cfg.beam_size)
+    banned = [ids[k] for k in ("pad", "sos", "mask", "pseudo")]
+    return stepper, limits, banned
+
+
+def _constrain(logp: torch.Tensor, hyps: list[list[int]], t: int, banned: list[int], eos: int,
+               cfg: DecodeConfig) -> torch.Tensor:
+    """Forbid specials, an early [EOS] and repeated n-grams: -inf log-probability."""
+    logp[:, banned] = NEG_INF
+    if t - 1 < cfg.min_length:
+        logp[:, eos] = NEG_INF
+    if cfg.no_repeat_ngram_size:
+        for r, y in enumerate(hyps):
+            bad = banned_ngram_tokens(y, cfg.no_repeat_ngram_size)
+            if bad:
+                logp[r, bad] = NEG_INF
+    return logp
+
+
+def _greedy(model: PMLMModel, sources: list[list[int]], ids: dict[str, int], cfg: DecodeConfig) -> list[list[int]]:
+    stepper, limits, banned = _prepare(model, sources, ids, cfg)
+    out: list[list[int]] = [[] for _ in sources]
+    alive = [True] * len(sources)
+    prev = None
+    for t in range(1, max(limits) + 1):
+        logp = _constrain(stepper.logprobs(prev).cpu(), out, t, banned, ids["eos"], cfg)  # (B, V)
+        best, choice = logp.max(-1)  # (B,), (B,)
+        choice = choice.tolist()
+        for b, w in enumerate(choice):
+            if not alive[b]:
+                continue
+            if best[b] == NEG_INF:  # every token forbidden (tiny vocabularies): stop, as beam search does
+                alive[b] = False
+            elif w == ids["eos"]:
+                alive[b] = False
+            else:
+                out[b].append(w)
+                alive[b] = t < limits[b]
+        if not any(alive):
+            break
+        prev = torch.tensor([w if a else ids["pad"] for w, a in zip(choice, alive)])
+    return out
+
+
+def _beam(model: PMLMModel, sources: list[list[int]], ids: dict[str, int], cfg: DecodeConfig) -> list[list[int]]:
+    B, K, V, eos, pad = len(sources), cfg.beam_size, model.config.vocab_size, ids["eos"], ids["pad"]
+    stepper, limits, banned = _prepare(model, sources, ids, cfg)
+    scores = torch.full((B, K), NEG_INF)
+    scores[:, 0] = 0.0  # one live hypothesis per source at first, so the K beams start distinct
+    hyps: list[list[int]] = [[] for _ in range(B * K)]
+    finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(B)]
+    done = [False] * B
+    prev = None
+    for t in range(1, max(limits) + 1):
+        logp = _constrain(stepper.logprobs(prev).cpu(), hyps, t, banned, eos, cfg)  # (B K, V)
+        cand = (scores.view(B * K, 1) + logp).view(B, K * V)  # summed log-probs of every continuation
+        top_s, top_i = cand.topk(min(2 * K, K * V), dim=1)  # (B, 2K)
+        top_s, origin, token = top_s.tolist(), (top_i // V).tolist(), (top_i % V).tolist()
+        rows, tokens, new_scores = [], [], []
+        for b in range(B):
+            keep: list[tuple[int, int, float]] = []  # (row, token, score)
+            if not done[b]:
+                for rank, (s, o, w) in enumerate(zip(top_s[b], origin[b], token[b])):
+                    if s == NEG_INF or len(keep) == K:
+                        break
+                    r = b * K + o
+                    if w == eos:
+                        if rank < K:  # fairseq: only an [EOS] among the best K finishes a hypothesis
+                            finished[b].append((s / length_penalty(t, cfg.length_penalty), hyps[r]))
+                    else:
+                        keep.append((r, w, s))
+                if len(finished[b]) >= K or not keep:
+                    done[b] = True
+                elif t >= limits[b]:  # no room for another token: the live hypotheses end here
+                    for r, w, s in keep:
+                        finished[b].append((s / length_penalty(t, cfg.length_penalty), hyps[r] + [w]))
+                    done[b] = True
+            if done[b]:
+                keep = []
+            keep += [(b * K, pad, NEG_INF)] * (K - len(keep))  # dead rows fill the beam
+            for r, w, s in keep:
+                rows.append(r)
+                tokens.append(w)
+                new_scores.append(s)
+        if all(done):
+            break
+        stepper.reorder(torch.tensor(rows))
+        hyps = [hyps[r] + [w] for r, w in zip(rows, tokens)]
+        scores = torch.tensor(new_scores).view(B, K)
+        prev = torch.tensor(tokens)
+    return [max(f, key=lambda x: x[0])[1] if f else [] for f in finished]
+
+
+@torch.no_grad()
+def generate(model: PMLMModel, sources: list[list[int]], ids: dict[str, int],
+             cfg: DecodeConfig | None = None, **overrides) -> list[list[int]]:
+    """Target token ids (no specials, no ``[EOS]``) for each source (token ids without specials).
+
+    ``ids`` are the tokenizer's special ids (:func:`pmlm.tokenizer.special_ids`); ``overrides`` are
+    :class:`DecodeConfig` fields. Beam size 1 runs the greedy loop.
+    """
+    cfg = DecodeConfig(**overrides) if cfg is None else (
+        DecodeConfig(**{**cfg.__dict__, **overrides}) if overrides else cfg)
+    was_training = model.training
+    model.eval()
+    run = _greedy if cfg.beam_size == 1 else _beam
+    out: list[list[int]] = []
+    for i in range(0, len(sources), cfg.batch_size):
+        out += run(model, list(sources[i:i + cfg.batch_size]), ids, cfg)
+    model.train(was_training)
+    return out
+
+
+def beam_search(model: PMLMModel, sources: list[list[int]], ids: dict[str, int],
+                cfg: DecodeConfig | None = None, **overrides) -> list[list[int]]:
+    """Beam search for any beam size, 1 included (``generate`` sends beam 1 to the greedy loop)."""
+    cfg = DecodeConfig(**{**(cfg.__dict__ if cfg else {}), **overrides})
+    was_training = model.training
+    model.eval()
+    out: list[list[int]] = []
+    with torch.no_grad():
+        for i in range(0, len(sources), cfg.batch_size):
+            out += _beam(model, list(sources[i:i + cfg.batch_size]), ids, cfg)
+    model.train(was_training)
+    return out

@@ -1,0 +1,265 @@
+"""Sequence-to-sequence fine-tuning with pseudo masks (NLG, section 3.4; PMLM.md section 7).
+
+The input is ``[SOS] source [EOS] target [EOS]``: the source is bidirectional context and the
+target is generated left to right. Fine-tuning lays the target out as in pre-training, with every
+target token its own factorization step (s2s-ft's layout, source | real target | pseudo masks)::
+
+    token : [SOS] s1 s2 [EOS] | y1  y2  [EOS] | [P] [P] [P]
+    pos   :   0   1  2   3    |  4   5    6   |  4   5   6       (position reuse)
+    step  :   0   0  0   0    | +1  +2   +3   | -1  -2  -3
+    label :                   |               |  y1  y2 [EOS]
+
+so :func:`pmlm.pmlm_attention_mask` gives, with no second mask builder: the source sees the source
+only; the real ``y_t`` (step +t) sees the source and ``y_{<=t}``; the ``[P]`` of step t sees the
+source, ``y_{<t}`` and itself, never ``y_t`` (the s2s-ft ``create_attention_mask`` rule). The loss is
+on the ``[P]`` states only, so one pass trains every target position, as PAR does in pre-training.
+Segment ids: 0 for the source, 1 for the target (S1/S2 of pre-training).
+
+Options and choices (s2s-ft's, unless marked ours):
+
+* ``factorization="block"`` groups the target into spans (a span with probability ``span_prob``,
+  its length uniform in 2..``max_span``, else one token; s2s-ft's ``span_len``): a ``[P]`` then sees
+  the earlier spans only, and the real tokens of a span see each other. Decoding stays one token
+  per step.
+* Word drop: each *visible* real target token is replaced by ``[MASK]`` with probability
+  ``word_drop``, so the model cannot lean on copying the previous token (s2s-ft keeps or randomises
+  a share too; we only mask, as the brief asks). Labels are never dropped.
+* Label smoothing 0.1 with PyTorch's ``cross_entropy(label_smoothing=...)``: its uniform share
+  covers all V tokens; s2s-ft's KL form leaves out ``[PAD]`` (a difference of 1/V, ours to note).
+* Pairs that do not fit ``max_source_len`` / ``max_target_len`` are *left out* of training and
+  evaluation (counted in the metrics), not truncated: a cut source no longer says what the target
+  says. Building an example that does not fit the model's positions raises a ValueError, as does
+  an empty target.
+* Metrics: sacrebleu's corpus BLEU and chrF on detokenised output against the reference passed
+  through the same tokenizer (lowercased, ``[UNK]`` where the vocabulary lacks a piece), so the
+  score measures the model, not the tokenizer; ``copy_bleu`` scores the source itself as output,
+  the baseline to beat on a task where most words stay.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field, replace
+
+import torch
+import torch.nn.functional as F
+from tokenizers import Tokenizer
+
+from pmlm.collator import pad_and_mask
+from pmlm.finetune.common import check_vocab, encode_texts, make_optimizer, minibatches, set_seed
+from pmlm.finetune.decoding import DecodeConfig, generate
+from pmlm.layout import IGNORE_INDEX
+from pmlm.model import PMLMModel
+
+
+@dataclass
+class Seq2SeqConfig:
+    lr: float = 1e-4  # s2s-ft range (XSum 7e-5); the tiny models take more
+    batch_size: int = 32  # paper's XSum batch: 64
+    epochs: int = 1
+    max_steps: int | None = None  # optional cap on optimiser steps (smoke runs)
+    warmup: float = 0.1  # share of linear warm-up
+    weight_decay: float = 0.01
+    word_drop: float = 0.5  # s2s-ft: 0.4-0.8 by task; verse modernisation copies much, so mid-range
+    label_smoothing: float = 0.1  # s2s-ft value
+    factorization: str = "token"  # "token": left to right; "block": spans (s2s-ft's span_len)
+    span_prob: float = 0.4  # "block" only: probability that a step is a span ...
+    max_span: int = 3  # ... of length uniform in 2..max_span
+    max_source_len: int = 64  # tokens with [SOS] and [EOS]
+    max_target_len: int = 64  # tokens with the final [EOS]
+    train_limit: int | None = None  # fixed sample of this many training pairs
+    eval_limit: int | None = None  # ... and of test pairs to decode
+    decode: DecodeConfig = field(default_factory=lambda: DecodeConfig(beam_size=4, length_penalty=1.0))
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.decode, dict):
+            self.decode = DecodeConfig(**self.decode)
+        if not 0.0 <= self.word_drop < 1.0:
+            raise ValueError(f"word_drop must lie in [0, 1), got {self.word_drop}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must lie in [0, 1), got {self.label_smoothing}")
+        if self.factorization not in ("token", "block"):
+            raise ValueError(f"factorization must be 'token' or 'block', got {self.factorization!r}")
+        if self.max_span < 2:
+            raise ValueError(f"max_span must be at least 2, got {self.max_span}")
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> "Seq2SeqConfig":
+        if name not in SEQ2SEQ_PRESETS:
+            raise ValueError(f"unknown seq2seq preset {name!r}; choose one of {sorted(SEQ2SEQ_PRESETS)}")
+        return replace(SEQ2SEQ_PRESETS[name], **overrides)
+
+
+SEQ2SEQ_PRESETS = {
+    # seconds on a CPU: short verses only, a few hundred steps, greedy decoding of 200 test verses
+    "smoke": Seq2SeqConfig(lr=5e-4, max_steps=150, max_source_len=40, max_target_len=40,
+                           train_limit=4800, eval_limit=200, decode=DecodeConfig(beam_size=1, max_length=40)),
+    # minutes on 2 CPU cores
+    "tiny": Seq2SeqConfig(lr=5e-4, max_steps=1500, max_source_len=48, max_target_len=48,
+                          eval_limit=500, decode=DecodeConfig(beam_size=4, max_length=48)),
+    # one GPU: every verse that fits 2 x 96 tokens, 3 epochs, beam 5 (paper's XSum beam)
+    "small": Seq2SeqConfig(lr=2e-4, epochs=3, max_source_len=96, max_target_len=96,
+                           decode=DecodeConfig(beam_size=5, max_length=96)),
+}
+
+
+def target_steps(m: int, factorization: str, rng: random.Random, span_prob: float = 0.4,
+                 max_span: int = 3) -> list[int]:
+    """Step id (1, 2, ...) of each of the m target tokens, in left-to-right order."""
+    if factorization == "token":
+        return list(range(1, m + 1))
+    if factorization != "block":
+        raise ValueError(f"factorization must be 'token' or 'block', got {factorization!r}")
+    steps: list[int] = []
+    step = 0
+    while len(steps) < m:
+        step += 1
+        length = rng.randint(2, max_span) if rng.random() < span_prob else 1
+        steps += [step] * min(length, m - len(steps))
+    return steps
+
+
+def seq2seq_example(source: list[int], target: list[int], ids: dict[str, int], *,
+                    word_drop: float = 0.0, rng: random.Random | None = None,
+                    factorization: str = "token", span_prob: float = 0.4, max_span: int = 3,
+                    max_positions: int | None = None) -> dict[str, torch.Tensor]:
+    """The (L,) fields of one training example (module docstring); source/target without specials.
+
+    Field names are those of :mod:`pmlm.layout` (targets in ``par_labels``; ``ae_labels`` empty),
+    so :func:`pmlm.collator.pad_and_mask` batches them and builds the attention masks.
+    """
+    if len(target) == 0:
+        raise ValueError("empty target: a sequence-to-sequence example needs at least one target token")
+    rng = rng or random.Random(0)
+    src = [ids["sos"]] + [int(t) for t in source] + [ids["eos"]]
+    tgt = [int(t) for t in target] + [ids["eos"]]
+    n, m = len(src), len(tgt)
+    if max_positions is not None and n + m > max_positions:
+        raise ValueError(f"source ({n} tokens with [SOS]/[EOS]) and target ({m} with [EOS]) need {n + m} "
+                         f"positions; the model has max_positions={max_positions}. Truncate or drop the pair")
+    steps = target_steps(m, factorization, rng, span_prob, max_span)
+    shown = [ids["mask"] if rng.random() < word_drop else y for y in tgt]  # word drop on the visible copy
+    t = lambda xs: torch.tensor(xs, dtype=torch.long)  # noqa: E731
+    L = n + 2 * m
+    return {"input_ids": t(src + shown + [ids["pseudo"]] * m),
+            "position_ids": t(list(range(n)) + list(range(n, n + m)) * 2),
+            "segment_ids": t([0] * n + [1] * (2 * m)),
+            "step_ids": t([0] * n + steps + [-s for s in steps]),
+            "ae_labels": t([IGNORE_INDEX] * L),
+            "par_labels": t([IGNORE_INDEX] * (n + m) + tgt)}
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def seq2seq_loss(model: PMLMModel, batch: dict[str, torch.Tensor], label_smoothing: float = 0.1) -> torch.Tensor:
+    """Mean label-smoothed cross entropy over the target tokens, from the ``[P]`` states only."""
+    hidden = model.encode(batch["input_ids"], batch["position_ids"], batch["attention_mask"],
+                          batch["segment_ids"])  # (B, L, H)
+    rows = batch["par_labels"] != IGNORE_INDEX  # (B, L): the [P]s
+    logits = model.head(hidden[rows])  # (N, V): only the N target rows
+    return F.cross_entropy(logits.float(), batch["par_labels"][rows], label_smoothing=label_smoothing)
+
+
+def encode_pairs(tok: Tokenizer, rows: list[dict], cfg: Seq2SeqConfig) -> tuple[list[tuple[list[int], list[int]]], list[dict], int]:
+    """Token ids of the pairs that fit the length limits, the rows kept, and how many were left out."""
+    src = encode_texts(tok, [r["source"] for r in rows])
+    tgt = encode_texts(tok, [r["target"] for r in rows])
+    pairs, kept = [], []
+    for s, t, r in zip(src, tgt, rows):
+        if t and len(s) + 2 <= cfg.max_source_len and len(t) + 1 <= cfg.max_target_len:
+            pairs.append((s, t))
+            kept.append(r)
+    return pairs, kept, len(rows) - len(pairs)
+
+
+@torch.no_grad()
+def validation_loss(model: PMLMModel, pairs, ids, cfg: Seq2SeqConfig) -> float:
+    """Teacher-forced loss without word drop or label smoothing (a perplexity-like number)."""
+    was_training = model.training
+    model.eval()
+    total, count, dev = 0.0, 0, next(model.parameters()).device
+    for idx in minibatches(len(pairs), 64, shuffle=False):
+        batch = to_device(pad_and_mask([seq2seq_example(*pairs[i], ids) for i in idx], ids["pad"]), dev)
+        n = int((batch["par_labels"] != IGNORE_INDEX).sum())
+        total += seq2seq_loss(model, batch, 0.0).item() * n
+        count += n
+    model.train(was_training)
+    return total / max(1, count)
+
+
+def evaluate_generation(model: PMLMModel, tok: Tokenizer, rows: list[dict], pairs, ids,
+                        decode: DecodeConfig) -> dict:
+    """Decode the sources; sacrebleu BLEU and chrF against the tokenizer-normalised references."""
+    import sacrebleu
+
+    out = generate(model, [s for s, _ in pairs], ids, decode)
+    hyps = tok.decode_batch(out, skip_special_tokens=True)
+    refs = tok.decode_batch([t for _, t in pairs], skip_special_tokens=True)
+    copies = tok.decode_batch([s for s, _ in pairs], skip_special_tokens=True)
+    return {"bleu": sacrebleu.corpus_bleu(hyps, [refs]).score,
+            "chrf": sacrebleu.corpus_chrf(hyps, [refs]).score,
+            "copy_bleu": sacrebleu.corpus_bleu(copies, [refs]).score,
+            "examples": [{"ref": r.get("ref", ""), "source": c, "output": h, "target": t}
+                         for r, c, h, t in list(zip(rows, copies, hyps, refs))[:5]]}
+
+
+def finetune_seq2seq(model: PMLMModel, tok: Tokenizer, splits: dict[str, list[dict]],
+                     cfg: Seq2SeqConfig, *, log=print) -> dict:
+    """Fine-tune ``model`` (in place) on {split: [{"source", "target"}]} and decode the test split.
+
+    Returns ``bleu``, ``chrf``, ``copy_bleu`` on test, ``val_loss``, ``train_loss``, ``steps``,
+    counts of pairs used and left out, ``seconds`` and the config.
+    """
+    from pmlm.finetune.data import subsample
+
+    ids = check_vocab(model, tok)
+    if cfg.max_source_len + cfg.max_target_len > model.config.max_positions:
+        raise ValueError(f"max_source_len + max_target_len = {cfg.max_source_len + cfg.max_target_len} "
+                         f"exceeds the model's max_positions={model.config.max_positions}")
+    gen = set_seed(cfg.seed)
+    rng = random.Random(cfg.seed)
+    train_pairs, _, left_train = encode_pairs(tok, splits["train"], cfg)
+    train_pairs = subsample(train_pairs, cfg.train_limit, cfg.seed)
+    val_pairs, _, _ = encode_pairs(tok, subsample(splits.get("validation", []), cfg.eval_limit, 0), cfg)
+    test_pairs, test_rows, left_test = encode_pairs(tok, splits["test"], cfg)
+    keep = subsample(list(range(len(test_pairs))), cfg.eval_limit, 0)  # same test sample for every seed
+    test_pairs, test_rows = [test_pairs[i] for i in keep], [test_rows[i] for i in keep]
+    if not train_pairs or not test_pairs:
+        raise ValueError(f"no pair fits max_source_len={cfg.max_source_len}, max_target_len={cfg.max_target_len}")
+    per_epoch = math.ceil(len(train_pairs) / cfg.batch_size)
+    total = per_epoch * cfg.epochs if cfg.max_steps is None else cfg.max_steps
+    optimizer, scheduler = make_optimizer(model, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                          total_steps=total, warmup=cfg.warmup)
+    start, step, losses, dev = time.time(), 0, [], next(model.parameters()).device
+    model.train()
+    while step < total:
+        for idx in minibatches(len(train_pairs), cfg.batch_size, shuffle=True, generator=gen):
+            batch = to_device(pad_and_mask([seq2seq_example(
+                *train_pairs[i], ids, word_drop=cfg.word_drop, rng=rng, factorization=cfg.factorization,
+                span_prob=cfg.span_prob, max_span=cfg.max_span) for i in idx], ids["pad"]), dev)
+            loss = seq2seq_loss(model, batch, cfg.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.item())
+            step += 1
+            if step % max(1, total // 5) == 0 or step == total:
+                log(f"seq2seq step {step}/{total}: train loss {sum(losses[-50:]) / len(losses[-50:]):.4f}")
+            if step >= total:
+                break
+    val = validation_loss(model, val_pairs, ids, cfg) if val_pairs else float("nan")
+    scores = evaluate_generation(model, tok, test_rows, test_pairs, ids, cfg.decode)
+    log(f"seq2seq: test BLEU {scores['bleu']:.2f}, chrF {scores['chrf']:.2f} "
+        f"(copying the source: BLEU {scores['copy_bleu']:.2f}); validation loss {val:.4f}")
+    return {"task": "seq2seq", **scores, "val_loss": val,
+            "train_loss": sum(losses[-50:]) / max(1, len(losses[-50:])), "steps": step,
+            "n_train": len(train_pairs), "n_test": len(test_pairs),
+            "left_out_train": left_train, "left_out_test": left_test,
+            "seconds": round(time.time() - start, 1), "config": asdict(cfg)}

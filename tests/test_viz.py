@@ -1,0 +1,220 @@
+"""pmlm.viz: what the pictures and widgets of the notebooks show is what the method does.
+
+Rendering is checked through what it returns (spans, text, patches, widget values), headless:
+matplotlib draws with Agg, the widgets are built without a browser or a kernel.
+"""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.patches import FancyBboxPatch  # noqa: E402
+
+import pmlm  # noqa: E402
+from pmlm import viz  # noqa: E402
+
+from test_worked_example import PAPER_MATRIX  # noqa: E402
+
+WORDS = viz.split_words("It is a truth universally acknowledged, that a single man in possession "
+                        "of a good fortune, must be in want of a wife.")
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def test_split_words_separates_punctuation_and_keeps_apostrophes():
+    assert viz.split_words("Mr. Bennet's wife, said she.") == ["Mr", ".", "Bennet's", "wife", ",", "said",
+                                                               "she", "."]
+    assert WORDS[5:7] == ["acknowledged", ","]
+
+
+def test_block_spans_are_sorted_by_start_and_numbered_in_factorization_order():
+    assert viz.block_spans([[5, 6], [1], [9]]) == [(1, 2, 2), (5, 7, 1), (9, 10, 3)]
+    with pytest.raises(ValueError, match="not contiguous"):
+        viz.block_spans([[1, 3]])
+
+
+def test_text_rendering_brackets_each_block_with_its_step():
+    text = viz.render_blocks_text(WORDS, [[20, 21], [3]])
+    assert text.startswith("It is a [2: truth] universally acknowledged ,")
+    assert "must be [1: in want] of a wife ." in text
+
+
+def test_html_rendering_highlights_each_block_once_in_step_colour_and_escapes():
+    html = viz.render_blocks_html(["a", "<b>", "c", "d"], [[2, 3], [1]])
+    assert html.count("<sup") == 2
+    assert "&lt;b&gt;" in html and "<b>" not in html
+    # the second block drawn (step 2) is the one that starts first in the text
+    assert html.index("&nbsp;2</sup>") < html.index("&nbsp;1</sup>")
+    assert viz.step_color(2, 2) in html and viz.step_color(1, 2) in html
+    shown = viz.render_blocks_html(["a", "b"], [[1]], shown=["a", "[M]"])
+    assert "&rarr;[M]" in shown
+
+
+def test_plot_blocks_draws_one_box_per_block_and_line_and_every_word():
+    blocks = [[20, 21, 22, 23, 24], [3]]
+    ax = viz.plot_blocks(WORDS, blocks, width=1.0)  # narrow: the 5-token block wraps
+    word_texts = ax.texts[: len(WORDS)]  # the words come first, in order, then the step numbers
+    assert [t.get_text() for t in word_texts] == WORDS
+    lines_of_long_block = {t.get_position()[1] for t in word_texts[20:25]}
+    boxes = [p for p in ax.patches if isinstance(p, FancyBboxPatch)]
+    assert len(boxes) == len(lines_of_long_block) + 1 >= 3
+    assert [t.get_text() for t in ax.texts[len(WORDS):]] == ["2", "1"]  # one number per block, by start
+
+
+def test_proposal_lengths_are_the_algorithm_s_draw():
+    p = viz.proposal_lengths(0.4, (2, 6))
+    assert p[1] == pytest.approx(0.6) and p[4] == pytest.approx(0.08) and sum(p.values()) == pytest.approx(1)
+    assert viz.proposal_lengths(1.0, (1, 2)) == {1: 0.5, 2: 0.5}
+
+
+def test_sampler_statistics_are_seeded_and_match_the_paper():
+    a = viz.sampler_statistics(num_tokens=128, trials=300, seed=1)
+    assert a == viz.sampler_statistics(num_tokens=128, trials=300, seed=1)
+    shares = a["masked_share"]
+    assert min(shares) >= 0.15 and 0.155 < sum(shares) / len(shares) < 0.175
+    assert "mean masked share" in viz.summarize_sampler(a)
+    axes = viz.plot_sampler_histograms(a)
+    assert len(axes) == 2 and axes[1].get_xlim()[0] < 15  # the paper's 15% line is in view
+
+
+def test_replacement_statistics_are_80_10_10_without_special_tokens():
+    s = viz.replacement_statistics(num_tokens=20000, seed=0)
+    c = s["counts"]
+    assert sum(c.values()) == 20000 and s["special_drawn"] == 0
+    assert abs(c["[M]"] / 20000 - 0.8) < 0.01
+    assert abs(c["random"] / 20000 - 0.1) < 0.01 and abs(c["kept"] / 20000 - 0.1) < 0.01
+    viz.plot_replacement(s)
+
+
+def test_worked_example_table_and_matrix_are_the_paper_s():
+    ex, itos = viz.worked_example()
+    rows = viz.layout_rows(ex, itos, position_base=1)
+    assert [r["token"] for r in rows] == ["x1", "[M]", "x3", "[M]", "[M]", "x6", "[P]", "[P]", "x4", "x5",
+                                          "[P]", "x2"]
+    assert [r["position"] for r in rows] == [1, 2, 3, 4, 5, 6, 4, 5, 4, 5, 2, 2]
+    assert [r["role"] for r in rows] == ["context", "masked", "context", "masked", "masked", "context",
+                                         "[P]", "[P]", "original", "original", "[P]", "original"]
+    assert [r["step"] for r in rows] == [None, 2, None, 1, 1, None, 1, 1, 1, 1, 2, 2]
+    table = viz.layout_table(ex, itos, position_base=1)
+    assert len(table.splitlines()) == 2 + 12 + 1  # header, rule, rows, and the appended rule
+    text = viz.mask_to_text(ex.attention_mask, [r["token"] for r in rows])
+    matrix = [line.split()[1:] for line in text.splitlines()[1:]]
+    assert [" ".join(r) for r in matrix] == PAPER_MATRIX.strip().splitlines()
+
+
+def test_plot_attention_mask_labels_rows_and_columns():
+    ex, itos = viz.worked_example()
+    labels = viz.token_labels(ex, itos, position_base=1)
+    ax = viz.plot_attention_mask(ex.attention_mask, labels, step_ids=ex.step_ids)
+    assert [t.get_text() for t in ax.get_xticklabels()] == labels
+    assert [t.get_text() for t in ax.get_yticklabels()] == labels
+    assert "query" in ax.get_ylabel() and "key" in ax.get_xlabel()
+    assert sum(t.get_text() == "1" for t in ax.texts) == int(ex.attention_mask.sum())
+
+
+def random_examples(count=20, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(count):
+        n = int(torch.randint(4, 30, (1,), generator=g))
+        blocks = pmlm.sample_blocks(n, mask_ratio=0.3, generator=g)
+        yield viz.text_example([f"w{i}" for i in range(n)], blocks)[0]
+
+
+def test_the_mask_is_closed_under_composition_so_no_implicit_leak_at_any_depth():
+    for ex in random_examples():
+        assert torch.equal(viz.reachable(ex.attention_mask, 6), ex.attention_mask)
+    # a mask that lets the context see the appended tokens leaks [P]4's own token in two layers
+    ex, _ = viz.worked_example()
+    bad = ex.attention_mask.clone()
+    bad[: ex.num_context, ex.num_context:] = True
+    assert not bad[6, 8] and viz.reachable(bad, 2)[6, 8]
+
+
+def test_leak_cells_are_all_blocked():
+    for ex in random_examples():
+        cells = viz.leak_cells(ex)
+        assert cells["explicit"]
+        for kind in ("explicit", "future", "implicit"):
+            assert not any(ex.attention_mask[q, k] for q, k in cells[kind]), kind
+
+
+def test_plot_leak_paths_marks_the_explicit_and_implicit_paths():
+    ex, itos = viz.worked_example()
+    labels = viz.token_labels(ex, itos, position_base=1)
+    ax = viz.plot_leak_paths(ex, labels)
+    crosses = [(ln.get_xdata()[0], ln.get_ydata()[0]) for ln in ax.lines if ln.get_marker() == "x"]
+    assert (8, 6) in crosses  # [P]@4 -x-> x4@4, the explicit leak
+    assert (8, 5) in crosses  # x6@6 -x-> x4@4, the second hop of the implicit one
+    with pytest.raises(ValueError, match="not a \\[P\\]"):
+        viz.plot_leak_paths(ex, labels, query=0)
+
+
+def test_parse_blocks_reads_ranges_in_order_and_fails_clearly():
+    assert viz.parse_blocks("3-4; 1") == [[3, 4], [1]]
+    assert viz.parse_blocks("4-5, 2", base=1) == [[3, 4], [1]]
+    for bad, msg in [("4-2", "backwards"), ("a", "cannot read"), ("", "no blocks"), ("0", "before")]:
+        with pytest.raises(ValueError, match=msg):
+            viz.parse_blocks(bad, base=1 if bad == "0" else 0)
+
+
+def test_text_example_with_replacement_never_shows_the_pseudo_mask():
+    ex, itos = viz.text_example(WORDS, [[3, 4], [10]], replace_probs=(0.0, 1.0, 0.0), extra_words=["zebra"])
+    shown = [itos(t) for t in ex.input_ids[: ex.num_context].tolist()]
+    assert all(s not in ("[M]", "[P]") for s in shown)
+    assert [shown[i] for i in (0, 1, 2, 5)] == WORDS[:3] + WORDS[5:6]
+
+
+def test_masking_widget_redraws_headless():
+    box = viz.masking_widget(WORDS, trials=20)
+    first = box.views["sentence"].value
+    assert first.count("<sup") >= 1 and bytes(box.views["histograms"].value).startswith(PNG)
+    box.controls["seed"].value = 7
+    assert box.views["sentence"].value != first
+    box.controls["mask_ratio"].value = 0.5
+    masked = int(box.views["summary"].value.split(" of ")[0].split(", ")[-1])
+    assert masked >= 0.5 * len(WORDS)
+
+
+def test_layout_widget_updates_and_reports_bad_blocks():
+    box = viz.layout_widget("Mr. Bennet replied that he had not.", "2-3; 0")
+    assert "[P]" in box.views["table"].value and bytes(box.views["matrix"].value).startswith(PNG)
+    box.controls["blocks"].value = "1; 1"
+    assert "overlap" in box.views["table"].value and bytes(box.views["matrix"].value) == b""
+    box.controls["blocks"].value = "5"
+    box.controls["sentence"].value = "A new sentence with seven words here."
+    assert "crimson" not in box.views["table"].value and "seven" in box.views["words"].value
+    rows = [ln.split() for ln in box.views["table"].value.splitlines()[2:] if "appended" not in ln]
+    assert [r[2] for r in rows if r[3] == "[P]"] == ["5"]  # one [P], at position 5
+
+
+def test_attention_probabilities_are_the_softmax_the_layer_uses(tiny_model, collator, real_ids):
+    batch = collator(real_ids[:3])
+    for layer in (0, -1):
+        probs = viz.attention_probabilities(tiny_model, batch, layer=layer)  # (B, h, L, L)
+        B, L = batch["input_ids"].shape
+        assert probs.shape == (B, tiny_model.config.num_heads, L, L)
+        torch.testing.assert_close(probs.sum(-1), torch.ones(B, tiny_model.config.num_heads, L))
+        assert not probs.masked_select(~batch["attention_mask"].unsqueeze(1)).any()
+    # weights @ values through the output projection = the attention module's own output
+    att = tiny_model.layers[0].attention
+    seen = {}
+    h = att.register_forward_hook(lambda m, a, o: seen.update(x=a[0], mask=a[1], out=o))
+    with torch.no_grad():
+        tiny_model.encode(batch["input_ids"], batch["position_ids"], batch["attention_mask"], batch["segment_ids"])
+    h.remove()
+    probs = viz.attention_probabilities(tiny_model, batch, layer=0)
+    x = seen["x"]
+    B, L, H = x.shape
+    v = att.qkv(x).split(H, dim=-1)[2].view(B, L, att.h, H // att.h).transpose(1, 2)  # (B, h, L, d)
+    y = (probs @ v).transpose(1, 2).reshape(B, L, H)
+    torch.testing.assert_close(att.out(y), seen["out"], rtol=1e-4, atol=1e-5)
+    ax = viz.plot_attention_weights(probs[0, 0], step_ids=batch["step_ids"][0])
+    assert ax.get_title() == "attention weights"
