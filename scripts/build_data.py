@@ -45,6 +45,7 @@ AUSTEN_BOOKS = {
     "persuasion": "Persuasion",
 }
 KJV, WEB = "engKJV2006eb", "engWEB2015eb"
+warnings.filterwarnings("ignore", message="Unknown file type: assumed RDS")  # rdata, harmless
 
 
 def run(cmd, cwd):
@@ -82,9 +83,7 @@ VOLUME = re.compile(r"^volume\s+[ivxlc]+\.?$", re.I)
 
 def austen_lines(root):
     """Yield (object name, list of lines) from R's lazy-load DB (.rdx index + zlib records)."""
-    with warnings.catch_warnings():  # rdata warns "Unknown file type: assumed RDS"
-        warnings.simplefilter("ignore")
-        index = rdata.read_rds(root + "/" + AUSTEN_DATA + ".rdx")  # a gzipped RDS list
+    index = rdata.read_rds(root + "/" + AUSTEN_DATA + ".rdx")  # a gzipped RDS list
     with open(root + "/" + AUSTEN_DATA + ".rdb", "rb") as f:
         db = f.read()
     for name, (offset, length) in index["variables"].items():
@@ -149,19 +148,19 @@ def clean_verse(raw):
 
 
 def read_bible(modules, name, books=None):
-    """{(osis book, chapter, verse): cleaned text} for every non-empty verse."""
+    """{(book name, chapter, verse): cleaned text} for every non-empty verse (SWORD's book names)."""
     bible = modules.get_bible_from_module(name)
     verses = {}
     for testament in bible.get_structure().get_books().values():
         for book in testament:
-            if books is not None and book.osis_name not in books:
+            if books is not None and book.name not in books:
                 continue
             for chapter, n in enumerate(book.chapter_lengths, 1):
                 for verse in range(1, n + 1):
                     raw = bible.get(books=[book.name], chapters=[chapter], verses=[verse], clean=False)
                     text = clean_verse(raw)
                     if text:
-                        verses[book.osis_name, chapter, verse] = text
+                        verses[book.name, chapter, verse] = text
     return verses
 
 
