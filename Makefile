@@ -1,5 +1,7 @@
 # make demo: set up .venv if needed, then run the main job.
 # make test: set up .venv if needed, then run the tests and the notebooks (nbval).
+# make bench: add the bench extra (transformers, for the HF peer) and run the CPU benchmarks, which
+#   update benchmarks/RESULTS.md and figures/step_cost_vs_length.png (long: BENCH_ARGS to pass flags).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -19,6 +21,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) -m pip install --quiet -r requirements-bench.txt
+	$(PY) -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+	$(PY) benchmarks/step_cost.py --write $(BENCH_ARGS)
+	$(PY) benchmarks/collator_throughput.py --write
+	$(PY) benchmarks/scaling.py --write
 
 clean:
 	rm -rf $(VENV) runs

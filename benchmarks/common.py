@@ -73,10 +73,10 @@ class Size:
     max_positions: int = 512
 
     def config(self, **overrides) -> pmlm.PMLMConfig:
-        return pmlm.PMLMConfig(vocab_size=self.vocab, hidden_size=self.hidden, num_layers=self.layers,
-                               num_heads=self.heads, intermediate_size=self.ffn,
-                               max_positions=self.max_positions, dropout=self.dropout,
-                               attention_dropout=self.attention_dropout, **overrides)
+        fields_ = dict(vocab_size=self.vocab, hidden_size=self.hidden, num_layers=self.layers,
+                       num_heads=self.heads, intermediate_size=self.ffn, max_positions=self.max_positions,
+                       dropout=self.dropout, attention_dropout=self.attention_dropout)
+        return pmlm.PMLMConfig(**{**fields_, **overrides})
 
 
 TINY = Size(batch=4, n=32, layers=1, hidden=32, heads=2, ffn=64, vocab=128, max_positions=64)  # smoke tests
@@ -150,7 +150,7 @@ def naive_passes(batch: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]
     ae = select_tokens(batch, context)
     ae["par_labels"].fill_(-100)
     passes = [ae]
-    for i in range(1, int(steps.max()) + 1):
+    for i in range(1, int(steps.abs().max()) + 1):  # abs: the last step has [P]s but no copies
         has = (steps == -i).any(1)  # (B,) examples with a step i
         rows = {k: v[has] for k, v in batch.items() if v.dim() == 2 and k != "attention_mask"}
         s = rows["step_ids"]
@@ -271,6 +271,30 @@ def build_step(method: str, size: Size, batches: dict, *, seed: int = 0, device:
         return float(loss)
 
     return step
+
+
+# ------------------------------------------------------------------------------------ throughput
+
+# dense bf16 tensor-core peaks (no sparsity), FLOP/s, by a substring of the device name
+PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 70e12, "L4": 121e12}
+
+
+def peak_flops(device: str) -> float | None:
+    """The accelerator's dense bf16 peak: ``PEAK_TFLOPS`` in the environment, else by device name."""
+    if os.environ.get("PEAK_TFLOPS"):
+        return float(os.environ["PEAK_TFLOPS"]) * 1e12
+    if not device.startswith("cuda") or not torch.cuda.is_available():
+        return None
+    name = torch.cuda.get_device_name(torch.device(device))
+    return next((v for k, v in PEAK_BF16.items() if k in name), None)
+
+
+def count_flops(step: Callable[[], float]) -> int:
+    """FLOPs of one call of ``step`` (matmuls and attention, as torch's FlopCounterMode counts them)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return counter.get_total_flops()
 
 
 # ---------------------------------------------------------------------------------------- timing

@@ -35,6 +35,8 @@ def main(argv=None) -> dict:
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default=None, choices=[None, "bfloat16", "float16"], help="autocast dtype")
     p.add_argument("--backends", default="sdpa", help="attention backends for the PMLM rows: sdpa,flex")
+    p.add_argument("--mfu", action="store_true",
+                   help="count each method's FLOPs per step; report TFLOP/s, tokens/s and (GPU) MFU")
     p.add_argument("--write", action="store_true", help="update the step_cost section of RESULTS.md")
     p.add_argument("--json", default=None, help="also write the raw timings here")
     args = p.parse_args(argv)
@@ -63,6 +65,11 @@ def main(argv=None) -> dict:
             steps[m] = common.build_step(m, size, batches, seed=args.seed, device=args.device, dtype=dtype)
     times = common.interleaved(steps, args.rounds, args.warmup, args.device)
     info = common.machine()
+    flops = {}
+    if args.mfu:  # model FLOPs: the flex rows count as their SDPA twin (same math, dense count)
+        counted = {name: common.count_flops(step) for name, step in steps.items() if not name.startswith("pmlm_")}
+        flops = {name: counted.get(name, counted.get("pmlm")) for name in steps}
+        flops = {name: f for name, f in flops.items() if f}
 
     lines = [f"Measured {info['date']} on {common.machine_line(info)}.", "",
              f"Size: batch {size.batch}, n {n} (PMLM L {L}, L/n {L / n:.2f}), {size.layers} layers, hidden "
@@ -74,6 +81,16 @@ def main(argv=None) -> dict:
         base = name.split("_")[0] if name.startswith("pmlm_") else name
         lines.append(f"| {LABELS.get(base, name)}{' (' + name[5:] + ')' if name.startswith('pmlm_') else ''} "
                      f"| {fmt_spread(spread(ts), 3)} |")
+    if flops:
+        peak = common.peak_flops(args.device)
+        lines += ["", f"Throughput ({n * size.batch} context tokens per step; model FLOPs counted by "
+                  f"torch's FlopCounterMode; peak {peak / 1e12:.0f} TFLOP/s)" if peak else
+                  f"Throughput ({n * size.batch} context tokens per step; model FLOPs by FlopCounterMode)", "",
+                  "| method | GFLOP/step | context tokens/s | TFLOP/s | MFU |", "|---|---|---|---|---|"]
+        for name, f in flops.items():
+            t = spread(times[name])["median"]
+            mfu = f"{f / t / peak:.1%}" if peak else "-"
+            lines.append(f"| {name} | {f / 1e9:.2f} | {n * size.batch / t:,.0f} | {f / t / 1e12:.2f} | {mfu} |")
     lines += ["", "| ratio (same round) | median [q25, q75] (min, max) | target | met |", "|---|---|---|---|"]
     verdicts = {}
     for num, den, bound, sense, what in TARGETS:
@@ -91,7 +108,7 @@ def main(argv=None) -> dict:
     print(text)
     if args.write:
         common.update_results("step_cost", text)
-    result = {"times": times, "verdicts": verdicts, "machine": info, "L": L, "n": n}
+    result = {"times": times, "verdicts": verdicts, "machine": info, "L": L, "n": n, "flops": flops}
     if args.json:
         common.dump_json(result, common.Path(args.json))
     return result

@@ -42,6 +42,20 @@ from __future__ import annotations
 import torch
 
 
+def may_attend(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """The rule table on step ids, elementwise: may a query of step id ``q`` attend a key of id ``k``?
+
+    Broadcasts like any tensor expression, so the same function builds the dense (L, L) mask below
+    and, one (query, key) pair at a time, FlexAttention's block mask (:mod:`pmlm.model`).
+    """
+    sees_context = k == 0
+    pseudo_same_step = (q < 0) & (k == q)
+    # originals of step j are visible to [P] of step i iff j < i, to originals of step i iff j <= i
+    limit = q.abs() + (q > 0).long()  # i for a [P], i + 1 for an original, 0 for context
+    earlier_original = (k > 0) & (k < limit)
+    return sees_context | pseudo_same_step | earlier_original
+
+
 def pmlm_attention_mask(step_ids: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
     """Boolean attention mask from signed step ids.
 
@@ -52,14 +66,7 @@ def pmlm_attention_mask(step_ids: torch.Tensor, valid: torch.Tensor | None = Non
     Returns:
         (..., L, L) bool, True = query (row) may attend key (column).
     """
-    q = step_ids.unsqueeze(-1)  # (..., L, 1) query ids
-    k = step_ids.unsqueeze(-2)  # (..., 1, L) key ids
-    sees_context = k == 0
-    pseudo_same_step = (q < 0) & (k == q)
-    # originals of step j are visible to [P] of step i iff j < i, to originals of step i iff j <= i
-    limit = q.abs() + (q > 0).long()  # (..., L, 1): i for a [P], i + 1 for an original, 0 for context
-    earlier_original = (k > 0) & (k < limit)
-    mask = sees_context | pseudo_same_step | earlier_original  # (..., L, L)
+    mask = may_attend(step_ids.unsqueeze(-1), step_ids.unsqueeze(-2))  # (..., L, 1) x (..., 1, L) -> (..., L, L)
     if valid is not None:
         valid = valid.bool()
         mask = mask & valid.unsqueeze(-1) & valid.unsqueeze(-2)

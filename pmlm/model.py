@@ -11,23 +11,37 @@ to the token embeddings (Eqs. 4-5).
 Two ways to get the losses, which agree (``tests/test_model.py``):
 
 * ``pmlm_loss(model(input_ids, position_ids, attention_mask), batch)`` projects every row;
-* ``model.loss(batch, objective=...)``, the fast path that training uses, projects to the
-  vocabulary only the rows that carry a label (about 2 m of L rows), and computes the relative
-  position bias once per batch for all layers.
+* ``model.loss(batch, objective=...)``, the fast path that training uses, does only the work the
+  loss needs: the top layer computes only the rows that carry a label (about 2 m of L rows; its
+  keys and values still come from every row), only those rows are projected to the vocabulary,
+  and the relative position bias, with the mask folded in, is computed once per batch for all
+  layers. The collator already drops the last step's original copies, which nobody attends.
+
+Attention backends (``PMLMConfig.attention_backend``): ``"sdpa"`` everywhere; ``"flex"``
+(FlexAttention, compiled on CUDA) builds a block mask from the step ids with the same rule
+(:func:`pmlm.attention.may_attend`), so it skips the blocks that the PMLM mask blanks out (context
+rows x appended columns, later steps), and adds the relative bias in a ``score_mod``. FlexAttention
+has no backward on the CPU: there ``"flex"`` runs only without gradients (a forward check).
+
+Incremental decoding (fine-tuned seq2seq, :mod:`pmlm.finetune.decoding`): ``encode_step`` encodes T
+new tokens against a :class:`KVCache` of earlier tokens' per-layer keys and values, with the
+relative bias computed from the position ids of the new queries and all keys; it always uses SDPA.
 
 Choices where the paper is silent: attention dropout is a separate knob (CPU SDPA takes a slower
 kernel with dropout); with ``rel_pos_buckets=0`` (Table 6 row 2) the boolean mask goes to SDPA as it
-is, without a float bias.
+is, without a float bias. A learned bias that needs a gradient keeps CPU SDPA on its math kernel.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pmlm.attention import may_attend
 from pmlm.config import PMLMConfig
 from pmlm.losses import combine, components
 from pmlm.relpos import RelativePositionBias, relative_position_bucket
@@ -41,13 +55,29 @@ class SelfAttention(nn.Module):
         self.out = nn.Linear(config.hidden_size, config.hidden_size)
         self.attention_dropout = config.attention_dropout
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_mask: "torch.Tensor | FlexInputs",
+                rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Self-attention output (B, L, H); with ``rows`` (B, R) only for those query rows, (B, R, H).
+
+        ``attn_mask`` is SDPA's mask over (queries, keys): (B, 1|h, L or R, L), bool or the float
+        bias; or :class:`FlexInputs`. Keys and values always come from all L rows.
+        """
         B, L, H = x.shape
-        q, k, v = self.qkv(x).split(H, dim=-1)  # 3 x (B, L, H)
-        q, k, v = (t.view(B, L, self.h, H // self.h).transpose(1, 2) for t in (q, k, v))  # (B, h, L, d)
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, dropout_p=self.attention_dropout if self.training else 0.0)
-        y = y.transpose(1, 2).reshape(B, L, H)  # (B, h, L, d) -> (B, L, H)
+        if rows is None:
+            q, k, v = self.qkv(x).split(H, dim=-1)  # 3 x (B, L, H)
+        else:  # queries of the R rows only: split the fused projection into its q and kv parts
+            w_q, w_kv = self.qkv.weight.split([H, 2 * H])  # (H, H), (2H, H)
+            b_q, b_kv = self.qkv.bias.split([H, 2 * H])
+            k, v = F.linear(x, w_kv, b_kv).split(H, dim=-1)  # 2 x (B, L, H)
+            q = F.linear(gather_rows(x, rows), w_q, b_q)  # (B, R, H)
+        split_heads = lambda t: t.view(B, t.shape[1], self.h, H // self.h).transpose(1, 2)  # noqa: E731
+        q, k, v = split_heads(q), split_heads(k), split_heads(v)  # (B, h, L or R, d)
+        if isinstance(attn_mask, FlexInputs):
+            y = attn_mask.attend(q, k, v)  # (B, h, L or R, d); no attention dropout (see PMLMConfig)
+        else:
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=attn_mask, dropout_p=self.attention_dropout if self.training else 0.0)
+        y = y.transpose(1, 2).reshape(B, q.shape[2], H)  # (B, h, L or R, d) -> (B, L or R, H)
         return self.out(y)
 
     def step(self, x: torch.Tensor, attn_mask: torch.Tensor,
@@ -80,9 +110,16 @@ class Layer(nn.Module):
         self.ln2 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
-        x = self.ln1(x + self.dropout(self.attention(x, attn_mask)))
-        return self.ln2(x + self.dropout(self.ffn(x)))
+    def forward(self, x: torch.Tensor, attn_mask: "torch.Tensor | FlexInputs",
+                rows: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, L, H) -> (B, L, H); with ``rows`` (B, R) only those rows' outputs, (B, R, H).
+
+        Everything after attention works row by row, so the R rows need the keys and values of all
+        L rows but nothing else: the top layer of the fast loss path computes only labelled rows.
+        """
+        y = x if rows is None else gather_rows(x, rows)  # (B, L or R, H) residual stream
+        y = self.ln1(y + self.dropout(self.attention(x, attn_mask, rows)))
+        return self.ln2(y + self.dropout(self.ffn(y)))
 
     def step(self, x: torch.Tensor, attn_mask: torch.Tensor,
              past: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -91,6 +128,56 @@ class Layer(nn.Module):
         a, kv = self.attention.step(x, attn_mask, past)
         x = self.ln1(x + self.dropout(a))
         return self.ln2(x + self.dropout(self.ffn(x))), kv
+
+
+def gather_rows(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``x[b, rows[b, r]]`` for every b, r: (B, L, ...) and (B, R) long -> (B, R, ...)."""
+    index = rows.view(*rows.shape, *([1] * (x.dim() - 2))).expand(-1, -1, *x.shape[2:])  # (B, R, ...)
+    return x.gather(1, index)
+
+
+def row_index(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions of the True entries of ``rows`` (B, L) bool, per example, right-padded.
+
+    Returns ``index`` (B, R) long, R = the most True entries of any example (at least 1), padded
+    with 0; and ``slot`` (B, R) bool, False at padding. ``out[slot]`` lists the rows in the order of
+    ``x[rows]`` (example by example, left to right). E.g. rows = [[0, 1, 0, 1], [1, 0, 0, 0]]
+    gives index [[1, 3], [0, 0]] and slot [[True, True], [True, False]].
+    """
+    B, L = rows.shape
+    counts = rows.sum(1)  # (B,)
+    R = max(int(counts.max()) if B else 0, 1)
+    order = torch.arange(L, device=rows.device).expand(B, L)  # (B, L)
+    key = torch.where(rows, order, order + L)  # labelled rows sort first, each in its order
+    index = key.argsort(dim=1)[:, :R]  # (B, R)
+    slot = torch.arange(R, device=rows.device).unsqueeze(0) < counts.unsqueeze(1)  # (B, R)
+    return index.masked_fill(~slot, 0), slot
+
+
+@dataclass
+class FlexInputs:
+    """FlexAttention's stand-in for a dense mask: a block mask and a ``score_mod`` adding the bias."""
+
+    block_mask: object  # torch.nn.attention.flex_attention.BlockMask over (queries, keys)
+    score_mod: Callable | None  # adds the relative position bias; None without it
+    function: Callable  # flex_attention, compiled on CUDA
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return self.function(q, k, v, score_mod=self.score_mod, block_mask=self.block_mask)
+
+
+_COMPILED_FLEX: Callable | None = None
+
+
+def flex_attention_function(device: torch.device) -> Callable:
+    """FlexAttention, imported lazily: compiled (fused kernels) on CUDA, eager elsewhere."""
+    global _COMPILED_FLEX
+    from torch.nn.attention.flex_attention import flex_attention
+    if device.type != "cuda":
+        return flex_attention  # unfused reference; the CPU has no FlexAttention backward
+    if _COMPILED_FLEX is None:
+        _COMPILED_FLEX = torch.compile(flex_attention)
+    return _COMPILED_FLEX
 
 
 class MLMHead(nn.Module):
@@ -191,19 +278,79 @@ class PMLMModel(nn.Module):
         bias = self.rel_bias(position_ids).to(dtype)  # (B, h, L, L)
         return bias.masked_fill(~mask, float("-inf"))
 
+    def flex_inputs(self, position_ids: torch.Tensor, allowed: Callable,
+                    queries: torch.Tensor | None = None) -> FlexInputs:
+        """Block mask and bias for FlexAttention; ``allowed(b, q, k)`` says whether query q may attend key k.
+
+        ``queries`` (B, R) long: the attention is computed for these query rows only (the top layer
+        of the fast path); ``allowed`` and the bias always see true positions in the sequence.
+        """
+        from torch.nn.attention.flex_attention import create_block_mask
+        B, L = position_ids.shape
+        at = (lambda b, q: q) if queries is None else (lambda b, q: queries[b, q])  # noqa: E731
+        R = L if queries is None else queries.shape[1]
+
+        def mask_mod(b, h, q, k):
+            return allowed(b, at(b, q), k)
+
+        block_mask = create_block_mask(mask_mod, B, None, R, L, device=position_ids.device)
+        score_mod = None
+        if self.rel_bias is not None:
+            D = self.rel_bias.max_distance
+            per_distance = self.rel_bias.table(self.rel_bias.distance_buckets).t()  # (h, 2 D + 1)
+
+            def score_mod(score, b, h, q, k):
+                rel = (position_ids[b, k] - position_ids[b, at(b, q)]).clamp(-D, D) + D  # key - query
+                return score + per_distance[h, rel].to(score.dtype)
+
+        return FlexInputs(block_mask, score_mod, flex_attention_function(position_ids.device))
+
     def encode(self, input_ids: torch.Tensor, position_ids: torch.Tensor,
-               attention_mask: torch.Tensor, segment_ids: torch.Tensor | None = None) -> torch.Tensor:
-        """Top-layer hidden states (B, L, H)."""
+               attention_mask: torch.Tensor, segment_ids: torch.Tensor | None = None, *,
+               rows: torch.Tensor | None = None, step_ids: torch.Tensor | None = None,
+               valid: torch.Tensor | None = None) -> torch.Tensor:
+        """Top-layer hidden states (B, L, H); with ``rows`` (B, L) bool only those rows', (N, H).
+
+        With ``rows``, the top layer computes the N selected rows only, in the order of
+        ``hidden[rows]``. ``step_ids`` and ``valid`` (B, L), when given, let the ``"flex"`` backend
+        build its block mask from the rule itself instead of reading ``attention_mask``.
+        """
         self.check_inputs(input_ids, position_ids, attention_mask)
         if segment_ids is None:
             segment_ids = torch.zeros_like(input_ids)
         x = (self.token_embedding(input_ids) + self.position_embedding(position_ids)
              + self.segment_embedding(segment_ids))  # (B, L, H)
         x = self.dropout(self.embedding_ln(x))
-        attn_mask = self.attention_bias(position_ids, attention_mask, x.dtype)
-        for layer in self.layers:
+        if self.config.attention_backend == "flex":
+            if x.device.type == "cpu" and torch.is_grad_enabled():
+                raise ValueError("attention_backend='flex' cannot train on the CPU: FlexAttention has no "
+                                 "backward there; use attention_backend='sdpa' (or run under torch.no_grad())")
+            if step_ids is not None:
+                if valid is None:
+                    valid = torch.ones_like(step_ids, dtype=torch.bool)
+
+                def allowed(b, q, k):  # the rule table on step ids; padding attends itself only
+                    vq, vk = valid[b, q], valid[b, k]
+                    return (may_attend(step_ids[b, q], step_ids[b, k]) & vq & vk) | (~vq & (q == k))
+            else:
+                def allowed(b, q, k):
+                    return attention_mask[b, q, k]
+            attn_mask = self.flex_inputs(position_ids, allowed)
+        else:
+            attn_mask = self.attention_bias(position_ids, attention_mask, x.dtype)  # (B, 1|h, L, L)
+        if rows is None:
+            for layer in self.layers:
+                x = layer(x, attn_mask)
+            return x
+        index, slot = row_index(rows)  # (B, R) positions of the selected rows, (B, R) real or padding
+        for layer in self.layers[:-1]:
             x = layer(x, attn_mask)
-        return x
+        if isinstance(attn_mask, FlexInputs):
+            top_mask = self.flex_inputs(position_ids, allowed, queries=index)
+        else:  # the mask rows of the R queries: (B, 1|h, L, L) -> (B, 1|h, R, L)
+            top_mask = attn_mask.gather(2, index[:, None, :, None].expand(-1, attn_mask.shape[1], -1, x.shape[1]))
+        x = self.layers[-1](x, top_mask, index)  # (B, R, H)
+        return x[slot]  # (N, H)
 
     def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor,
                 attention_mask: torch.Tensor, segment_ids: torch.Tensor | None = None) -> torch.Tensor:
@@ -257,14 +404,19 @@ class PMLMModel(nn.Module):
         return x, KVCache(keys, values, position_ids)
 
     def loss(self, batch: dict[str, torch.Tensor], objective: str = "ae+par") -> dict[str, torch.Tensor]:
-        """Same dict as ``pmlm_loss(self(...), batch, objective)``, projecting only labelled rows."""
+        """Same dict as ``pmlm_loss(self(...), batch, objective)``, computing only labelled rows.
+
+        The top layer and the vocabulary projection run on the N rows that carry an AE or a PAR
+        label (``encode(..., rows=...)``); the layers below need every row as keys and values.
+        """
+        labelled = {name: batch[f"{name}_labels"] != -100 for name in ("ae", "par")}  # (B, L) bool each
+        rows = labelled["ae"] | labelled["par"]  # (B, L): a token has at most one of the two labels
         hidden = self.encode(batch["input_ids"], batch["position_ids"], batch["attention_mask"],
-                             batch.get("segment_ids"))  # (B, L, H)
+                             batch.get("segment_ids"), rows=rows, step_ids=batch.get("step_ids"),
+                             valid=batch.get("valid"))  # (N, H), in the order of x[rows]
         out = {}
         for name in ("ae", "par"):
-            labels = batch[f"{name}_labels"]  # (B, L)
-            rows = labels != -100  # (B, L) bool
-            logits = self.head(hidden[rows])  # (N, V): only the N labelled rows
-            out[name] = components(logits, labels[rows])
+            logits = self.head(hidden[labelled[name][rows]])  # (N_name, V): this objective's rows
+            out[name] = components(logits, batch[f"{name}_labels"][labelled[name]])
         return combine(out, objective)
 

@@ -216,6 +216,23 @@ def pick_device(cfg: TrainConfig, local_rank: int) -> torch.device:
     return device
 
 
+def rank0_decides(fn: Callable, d: Dist):
+    """Run ``fn`` on rank 0 and return its result on every rank; if it fails with a ValueError or
+    FileNotFoundError, every rank raises it (instead of waiting forever for rank 0)."""
+    if d.world == 1:
+        return fn()
+    message = None
+    if d.main:
+        try:
+            message = ("ok", fn())
+        except (ValueError, FileNotFoundError) as err:
+            message = ("error", f"{err}")
+    message = broadcast_object(message, d)
+    if message[0] == "error":
+        raise ValueError(message[1])
+    return message[1]
+
+
 def broadcast_object(obj, d: Dist):
     """Rank 0's ``obj`` on every rank."""
     if d.world == 1:
@@ -418,17 +435,14 @@ def load_corpus(cfg: TrainConfig, tok, d: Dist) -> Corpus:
 
     if tok is not None or d.world == 1:
         return prepare(tok)
-    corpus, message = None, None
-    if d.main:
-        try:
-            corpus = prepare(None)
-            message = ("ok", corpus.tokenizer.to_str())
-        except (ValueError, FileNotFoundError) as err:
-            message = ("error", str(err))
-    message = broadcast_object(message, d)
-    if message[0] == "error":
-        raise ValueError(message[1])
-    return corpus if d.main else prepare(Tokenizer.from_str(message[1]))
+    box = {}
+
+    def train_on_rank0() -> str:
+        box["corpus"] = prepare(None)
+        return box["corpus"].tokenizer.to_str()
+
+    tok_json = rank0_decides(train_on_rank0, d)
+    return box["corpus"] if d.main else prepare(Tokenizer.from_str(tok_json))
 
 
 # ------------------------------------------------------------------------------------ pretrain
@@ -455,7 +469,7 @@ def _pretrain(cfg: TrainConfig, d: Dist, on_step: Callable | None) -> Path:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     autocast = cfg.bf16 and device.type == "cuda"
-    out = prepare_run_dir(cfg)  # every rank checks, so every rank fails alike
+    out = Path(rank0_decides(lambda: str(prepare_run_dir(cfg)), d))  # all ranks fail alike
     state = read_checkpoint(out, map_location="cpu") if cfg.resume else None
     if state is not None:
         check_resumable(state.get("train_config", {}), cfg)
@@ -483,14 +497,7 @@ def _pretrain(cfg: TrainConfig, d: Dist, on_step: Callable | None) -> Path:
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        scheduler.lr_lambdas = [lr_lambda(cfg)]  # --steps may have changed on resume
-        rngs = state.get("rng") or []
-        if len(rngs) == d.world:
-            set_rng_state(rngs[d.rank], device)
-        else:
-            torch.manual_seed(cfg.seed + 7919 * (d.rank + 1) + step)
-    else:
-        torch.manual_seed(cfg.seed + 7919 * (d.rank + 1))  # dropout stream, distinct per rank
+        # the schedule's lambda is not saved: it follows this cfg, so a resume may change --steps
     loss_module: nn.Module = LossModule(model, cfg.objective)
     if d.world > 1:
         loss_module = nn.parallel.DistributedDataParallel(
@@ -512,6 +519,8 @@ def _pretrain(cfg: TrainConfig, d: Dist, on_step: Callable | None) -> Path:
         out.mkdir(parents=True, exist_ok=True)
         if state is not None:
             truncate_metrics(out / METRICS_FILE, step)
+        elif cfg.overwrite:  # a fresh run: no stale checkpoint may outlive the metrics it matched
+            (out / CHECKPOINT_FILE).unlink(missing_ok=True)
     log = MetricsLog(out / METRICS_FILE, d.main, fresh=state is None)
     if d.main:
         save_tokenizer(tok, out / TOKENIZER_FILE)
@@ -542,6 +551,14 @@ def _pretrain(cfg: TrainConfig, d: Dist, on_step: Callable | None) -> Path:
 
     if d.main and state is None and cfg.eval_every:
         run_eval(0)
+
+    # The dropout stream, set last: everything above may draw from torch's RNG (the collators
+    # validate their arguments with a draw), the training loop alone must.
+    rngs = (state.get("rng") or []) if state is not None else []
+    if state is not None and len(rngs) == d.world:
+        set_rng_state(rngs[d.rank], device)  # exactly where the checkpointed run was
+    else:
+        torch.manual_seed(cfg.seed + 7919 * (d.rank + 1) + step)  # distinct per rank
 
     bar = None
     if d.main and cfg.progress:

@@ -147,7 +147,7 @@ def plot_blocks(tokens: Sequence[str], blocks: Sequence[Sequence[int]], *, ax=No
         fig = ax.figure
         width = ax.get_position().width * fig.get_size_inches()[0]
     line_w, space = 72 * width, text_width("n")
-    row_h = fontsize * (3.4 if shown is not None else 2.6)
+    row_h = fontsize * (3.9 if shown is not None else 2.6)
     place, line, x = [], 0, 0.0  # (line, x in points) of each token
     for tok in tokens:
         w = text_width(tok)
@@ -170,12 +170,19 @@ def plot_blocks(tokens: Sequence[str], blocks: Sequence[Sequence[int]], *, ax=No
                                         x1 - x0 + 2 * pad, 1.2 * fontsize,
                                         boxstyle=f"round,pad=0,rounding_size={pad}",
                                         fc=step_color(step, len(spans)), ec="none"))
+    small = FontProperties(size=0.7 * fontsize)
+    label_end, label_row = (-1, 0.0), 0  # (line, right edge) of the previous grey label; its row
     for i, (tok, (ln, x, w)) in enumerate(zip(tokens, place)):
         y = -(ln + 0.6) * row_h
         if i in step_of:
             if shown is not None and shown[i] != tok:
-                ax.text(x + w / 2, y - 1.3 * fontsize, shown[i], ha="center", va="center",
-                        fontsize=0.7 * fontsize, color="dimgray")
+                half = measure.get_text_width_height_descent(shown[i], small, ismath=False)[0] / 2
+                centre = x + w / 2
+                collides = (ln, centre - half) < label_end  # same line, and left of the previous end
+                label_row = 1 - label_row if collides else 0  # stagger labels that would overlap
+                label_end = (ln, centre + half + 2)
+                ax.text(centre, y - (1.3 + 0.75 * label_row) * fontsize, shown[i], ha="center",
+                        va="center", fontsize=0.7 * fontsize, color="dimgray")
         ax.text(x, y, tok, ha="left", va="center_baseline", fontsize=fontsize,
                 color="white" if i in step_of else "black")
     for s, e, step in spans:  # the step number above the first token of each block
@@ -384,6 +391,27 @@ def text_example(words: Sequence[str], blocks: Sequence[Sequence[int]], *,
                             generator=torch.Generator().manual_seed(seed),
                             drop_last_originals=drop_last_originals)
     return ex, itos.__getitem__
+
+
+def word_vocabulary(texts: Sequence[str], size: int = 4000) -> dict[str, int]:
+    """A deterministic lowercase word vocabulary: the special tokens, then words by count.
+
+    The special tokens come first with the ids :mod:`pmlm.tokenizer` gives them (``[PAD]`` 0 ..
+    ``[P]`` 5); ties in count are broken alphabetically. Pre-training uses a WordPiece tokenizer,
+    whose training is not deterministic across processes; the method notebooks use this one so
+    that their checked outputs are the same on every machine.
+    """
+    from pmlm.tokenizer import SPECIAL_TOKENS
+
+    counts = Counter(w.lower() for t in texts for w in split_words(t))
+    words = sorted(counts, key=lambda w: (-counts[w], w))[: max(0, size - len(SPECIAL_TOKENS))]
+    return {tok: i for i, tok in enumerate(list(SPECIAL_TOKENS) + words)}
+
+
+def encode_words(text: str, vocab: dict[str, int]) -> list[int]:
+    """``[SOS] words [EOS]`` as ids of :func:`word_vocabulary`; unknown words become ``[UNK]``."""
+    ids = [vocab.get(w.lower(), vocab["[UNK]"]) for w in split_words(text)]
+    return [vocab["[SOS]"], *ids, vocab["[EOS]"]]
 
 
 def worked_example():
@@ -643,6 +671,39 @@ def layout_widget(sentence: str = "Mr. Bennet replied that he had not.", blocks:
     return box
 
 
+def plot_pass_costs(example, ax=None):
+    """Tokens per forward pass: the single PMLM pass against the 1 + s passes of the naive way.
+
+    One bar per pass, split into the context (n tokens, recomputed by every naive pass), the
+    original copies of earlier steps, and the query slots (``[P]``) of the step.
+    """
+    import matplotlib.pyplot as plt
+
+    n, steps = example.num_context, example.steps
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 0.28 * (len(steps) + 3) + 1.2))
+    colors = {"context": "#9ecae1", "copies": "#fdae6b", "[P]": "#31a354"}
+    sid = example.step_ids
+    rows = [("PMLM, 1 pass", n, int((sid > 0).sum()), int((sid < 0).sum())),
+            ("naive: AE pass", n, 0, 0)]
+    rows += [(f"naive: step {i}", n, sum(len(b) for b in steps[: i - 1]), len(steps[i - 1]))
+             for i in range(1, len(steps) + 1)]
+    for y, (name, ctx, copies, pseudo) in enumerate(rows):
+        left = 0
+        for part, width in (("context", ctx), ("copies", copies), ("[P]", pseudo)):
+            ax.barh(y, width, left=left, color=colors[part], label=part if y == 0 else None)
+            left += width
+        ax.text(left + 1, y, str(left), va="center", fontsize=7)
+    ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=8)
+    ax.invert_yaxis()
+    naive_total = sum(sum(r[1:]) for r in rows[1:])
+    ax.set_xlabel("tokens in the pass")
+    ax.set_title(f"PMLM: 1 pass of {sum(rows[0][1:])} tokens; naive: {len(rows) - 1} passes, "
+                 f"{naive_total} tokens", fontsize=10)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return ax
+
+
 # --------------------------------------------------------------------------------------------
 # Trained models (notebook 4)
 # --------------------------------------------------------------------------------------------
@@ -659,7 +720,7 @@ def attention_probabilities(model, batch: dict[str, torch.Tensor], layer: int = 
 
     attention = model.layers[layer].attention
     captured = {}
-    handle = attention.register_forward_hook(lambda mod, args, out: captured.update(x=args[0], mask=args[1]))
+    handle = attention.register_forward_hook(lambda mod, args, out: captured.update(x=args[0]))
     was_training = model.training
     model.eval()
     try:
@@ -667,7 +728,9 @@ def attention_probabilities(model, batch: dict[str, torch.Tensor], layer: int = 
     finally:
         handle.remove()
         model.train(was_training)
-    x, attn_mask = captured["x"], captured["mask"]
+    x = captured["x"]
+    # the mask and relative bias SDPA gets: bool (B, 1, L, L), or float with -inf where forbidden
+    attn_mask = model.attention_bias(batch["position_ids"], batch["attention_mask"], x.dtype)
     B, L, H = x.shape
     q, k, _ = attention.qkv(x).split(H, dim=-1)  # 2 x (B, L, H)
     q, k = (t.view(B, L, attention.h, H // attention.h).transpose(1, 2) for t in (q, k))  # (B, h, L, d)
@@ -689,7 +752,7 @@ def plot_attention_weights(weights: torch.Tensor, labels: Sequence[str] | None =
     if ax is None:
         size = max(4.0, min(14.0, 0.3 * L + 1.5))
         _, ax = plt.subplots(figsize=(size, size))
-    ax.imshow(w.numpy(), cmap="magma_r", vmin=0, vmax=float(w.max()), interpolation="nearest")
+    ax.imshow(w.numpy(), cmap="Oranges", vmin=0, vmax=float(w.max()), interpolation="nearest")
     if labels is not None and L <= 80:
         ax.set_xticks(range(L), labels, rotation=90, fontsize=7)
         ax.set_yticks(range(L), labels, fontsize=7)

@@ -218,3 +218,14 @@ def test_attention_probabilities_are_the_softmax_the_layer_uses(tiny_model, coll
     torch.testing.assert_close(att.out(y), seen["out"], rtol=1e-4, atol=1e-5)
     ax = viz.plot_attention_weights(probs[0, 0], step_ids=batch["step_ids"][0])
     assert ax.get_title() == "attention weights"
+
+
+def test_word_vocabulary_is_deterministic_and_keeps_the_tokenizer_s_special_ids():
+    from pmlm.tokenizer import SPECIAL_TOKENS
+
+    texts = ["The cat saw the dog.", "A dog, the cat."]
+    vocab = viz.word_vocabulary(texts, size=10)
+    assert list(vocab)[: len(SPECIAL_TOKENS)] == SPECIAL_TOKENS and len(vocab) == 10
+    assert list(vocab)[6:] == ["the", ".", "cat", "dog"]  # by count, ties alphabetical
+    assert viz.encode_words("The owl.", vocab) == [vocab["[SOS]"], vocab["the"], vocab["[UNK]"], vocab["."],
+                                                  vocab["[EOS]"]]

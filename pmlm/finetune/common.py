@@ -13,7 +13,6 @@ Shape legend as in :mod:`pmlm.config`: B batch, L length, H hidden, V vocabulary
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -25,15 +24,7 @@ from torch import nn
 from pmlm.config import PMLMConfig
 from pmlm.model import PMLMModel
 from pmlm.tokenizer import special_ids, train_tokenizer
-
-
-def smoke_mode() -> bool:
-    """True when ``PMLM_SMOKE`` is set to anything but ``0``/empty, or ``CI`` is set (CI runners)."""
-    try:
-        from pmlm.train import smoke_mode as train_smoke  # the package-wide switch, once it exists
-        return bool(train_smoke())
-    except ImportError:
-        return os.environ.get("PMLM_SMOKE", "") not in ("", "0") or bool(os.environ.get("CI"))
+from pmlm.train import smoke_mode  # noqa: F401  (re-exported: the package-wide switch)
 
 
 def set_seed(seed: int) -> torch.Generator:

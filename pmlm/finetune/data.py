@@ -8,7 +8,8 @@
   reference. Held out *by book*, so test verses come from books the model never saw in training
   (names, style and topics differ between books; a random verse split would leak near-duplicates
   from parallel passages of the same book): test = Ruth, Ecclesiastes, Jonah, Mark, Philippians,
-  James; validation = Esther, Micah, Colossians, Jude; train = the other 56 books.
+  James; validation = Esther, Micah, Colossians, Jude; train = the other 56 books (book names
+  full or as OSIS abbreviations).
 
 Rows come from :mod:`pmlm.corpora` (bundled, stdlib loaders) unless the caller passes its own; a
 label outside the task's classes is a ValueError that names the row, never a silent drop.
@@ -24,6 +25,9 @@ from collections.abc import Sequence
 SENTIMENT_LABELS = ("rotten", "fresh")  # class id = index
 BIBLE_TEST_BOOKS = ("Ruth", "Ecclesiastes", "Jonah", "Mark", "Philippians", "James")
 BIBLE_VALIDATION_BOOKS = ("Esther", "Micah", "Colossians", "Jude")
+# the same books under their OSIS abbreviations, in case a corpus names books that way
+BOOK_ALIASES = {"Eccl": "Ecclesiastes", "Phil": "Philippians", "Jas": "James", "Esth": "Esther",
+                "Mic": "Micah", "Col": "Colossians"}
 SPLITS = ("train", "validation", "test")
 
 
@@ -81,10 +85,11 @@ def bible_splits(rows: Sequence[dict] | None = None, *,
         if missing:
             raise ValueError(f"row {i} lacks the columns {sorted(missing)}; columns: {sorted(row)}")
         source, target = str(row["kjv"]).strip(), str(row["web"]).strip()
-        books.add(row["book"])
+        book = BOOK_ALIASES.get(row["book"], row["book"])
+        books.add(book)
         if not source or not target:
             continue
-        out[held.get(row["book"], "train")].append(
+        out[held.get(book, "train")].append(
             {"source": source, "target": target,
              "ref": f"{row['book']} {row.get('chapter', '?')}:{row.get('verse', '?')}"})
     unknown = sorted(set(held) - books)

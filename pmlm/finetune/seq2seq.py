@@ -158,10 +158,11 @@ def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str,
 
 def seq2seq_loss(model: PMLMModel, batch: dict[str, torch.Tensor], label_smoothing: float = 0.1) -> torch.Tensor:
     """Mean label-smoothed cross entropy over the target tokens, from the ``[P]`` states only."""
-    hidden = model.encode(batch["input_ids"], batch["position_ids"], batch["attention_mask"],
-                          batch["segment_ids"])  # (B, L, H)
     rows = batch["par_labels"] != IGNORE_INDEX  # (B, L): the [P]s
-    logits = model.head(hidden[rows])  # (N, V): only the N target rows
+    hidden = model.encode(batch["input_ids"], batch["position_ids"], batch["attention_mask"],
+                          batch["segment_ids"], rows=rows, step_ids=batch["step_ids"],
+                          valid=batch.get("valid"))  # (N, H): the top layer computes the N [P] rows only
+    logits = model.head(hidden)  # (N, V)
     return F.cross_entropy(logits.float(), batch["par_labels"][rows], label_smoothing=label_smoothing)
 
 
