@@ -276,7 +276,7 @@ def build_step(method: str, size: Size, batches: dict, *, seed: int = 0, device:
 # ------------------------------------------------------------------------------------ throughput
 
 # dense bf16 tensor-core peaks (no sparsity), FLOP/s, by a substring of the device name
-PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 70e12, "L4": 121e12}
+PEAK_BF16 = {"H200": 989e12, "H100 PCIe": 756e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 70e12, "L4": 121e12}
 
 
 def peak_flops(device: str) -> float | None:

@@ -14,7 +14,8 @@ The method figures are drawn directly from the package, seeded, in a few seconds
 The training figures reuse runs when they are there and are skipped (with a message) otherwise:
 
 * ``loss_curves.png``: the loss and accuracy curves of ``runs/demo`` (``make demo`` writes it);
-* ``ablation.png``: Table 6 in miniature, from the ablation results (``pmlm.ablation``).
+* ``ablation.png``: Table 6 in miniature, from ``runs/ablation-gpu`` or ``runs/ablation-cpu``
+  (``python -m pmlm.ablation`` writes them), drawn by :func:`pmlm.ablation.plot`.
 
 ``--only NAME`` redraws some of them; ``--out DIR`` writes elsewhere.
 """
@@ -116,33 +117,28 @@ def loss_curves(out: Path, runs: Path) -> Path | None:
     if not (run / "metrics.jsonl").is_file():
         print(f"  skipped loss_curves.png: no {run / 'metrics.jsonl'} (run `make demo` first)")
         return None
-    if not hasattr(viz, "plot_loss_curves"):
-        print("  skipped loss_curves.png: pmlm.viz.plot_loss_curves is not available")
-        return None
-    ax = viz.plot_loss_curves(run)
-    fig = ax.flat[0].figure if hasattr(ax, "flat") else ax.figure
+    axes = viz.plot_loss_curves(run)
+    fig = (axes if hasattr(axes, "figure") else list(axes)[0]).figure
+    fig.tight_layout()
     return save(fig, out / "loss_curves.png")
 
 
 def ablation(out: Path, runs: Path) -> Path | None:
-    try:
-        from pmlm import ablation as abl
-    except ImportError:
-        print("  skipped ablation.png: pmlm.ablation is not available")
+    from pmlm import ablation as abl
+
+    for preset in ("gpu", "cpu"):  # the largest finished ablation wins
+        rows = abl.read_results(runs / f"ablation-{preset}" / "results.jsonl")
+        if rows:
+            break
+    else:
+        print(f"  skipped ablation.png: no {runs / 'ablation-cpu' / 'results.jsonl'} "
+              "(run `python -m pmlm.ablation` first)")
         return None
-    plot = getattr(abl, "plot_ablation", None)
-    results = getattr(abl, "load_results", None)
-    if plot is None or results is None:
-        print("  skipped ablation.png: pmlm.ablation has no plot_ablation/load_results")
-        return None
-    try:
-        res = results(runs / "ablation")
-    except (FileNotFoundError, ValueError) as err:
-        print(f"  skipped ablation.png: {err}")
-        return None
-    ax = plot(res)
-    fig = ax.flat[0].figure if hasattr(ax, "flat") else ax.figure
-    return save(fig, out / "ablation.png")
+    path = out / "ablation.png"
+    abl.plot(rows, abl.summarize(rows), path,
+             f"Table 6 in miniature (preset {preset}); bars: mean, dots: seeds")
+    print(f"  ({len(rows)} runs of runs/ablation-{preset})")
+    return path
 
 
 METHOD_FIGURES = {"blockwise_masking": blockwise_masking, "sampler_histograms": sampler_histograms,
