@@ -1,5 +1,6 @@
 # make demo: set up .venv if needed, then run the main job.
 # make test: set up .venv if needed, then run the tests and the notebooks (nbval).
+# make figures: redraw figures/ (method figures; training figures from runs/ when present).
 # make bench: add the bench extra (transformers, for the HF peer) and run the CPU benchmarks, which
 #   update benchmarks/RESULTS.md and figures/step_cost_vs_length.png (long: BENCH_ARGS to pass flags).
 PYTHON ?= python3
@@ -21,6 +22,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+figures: $(STAMP)
+	$(PY) -m pmlm.figures
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -r requirements-bench.txt

@@ -37,7 +37,8 @@ def main(argv=None) -> dict:
     p.add_argument("--backends", default="sdpa", help="attention backends for the PMLM rows: sdpa,flex")
     p.add_argument("--mfu", action="store_true",
                    help="count each method's FLOPs per step; report TFLOP/s, tokens/s and (GPU) MFU")
-    p.add_argument("--write", action="store_true", help="update the step_cost section of RESULTS.md")
+    p.add_argument("--write", action="store_true", help="update a section of RESULTS.md")
+    p.add_argument("--section", default="step_cost", help="which section --write replaces")
     p.add_argument("--json", default=None, help="also write the raw timings here")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -107,7 +108,7 @@ def main(argv=None) -> dict:
     text = "\n".join(lines)
     print(text)
     if args.write:
-        common.update_results("step_cost", text)
+        common.update_results(args.section, text)
     result = {"times": times, "verdicts": verdicts, "machine": info, "L": L, "n": n, "flops": flops}
     if args.json:
         common.dump_json(result, common.Path(args.json))

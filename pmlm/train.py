@@ -102,6 +102,7 @@ class TrainConfig:
     resume: bool = False  # continue the run in out_dir exactly where its checkpoint stopped
     overwrite: bool = False  # allow starting afresh over an existing run in out_dir
     progress: bool = True  # a tqdm progress bar on rank 0
+    num_workers: int = 0  # DataLoader workers building masked batches ahead; 0 = in this process
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)
@@ -171,12 +172,12 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     # One GPU, minutes: the 4-layer, 256-hidden model, bf16, 256-token examples.
     "small": TrainConfig(model="small", steps=3000, batch_size=64, max_length=256, lr=5e-4,
                          warmup_steps=300, log_every=20, eval_every=250, eval_examples=512,
-                         save_every=500, out_dir="runs/small"),
+                         save_every=500, num_workers=4, out_dir="runs/small"),
 }
 
 # Fields a resumed run may change; any other difference from the checkpoint is refused.
 RESUMABLE_CHANGES = {"steps", "log_every", "eval_every", "save_every", "device", "resume",
-                     "overwrite", "progress", "out_dir", "eval_examples"}
+                     "overwrite", "progress", "out_dir", "eval_examples", "num_workers"}
 
 
 # ------------------------------------------------------------------------------ distributed setup
@@ -309,6 +310,26 @@ class BatchOrder:
 def mask_seed(seed: int, rank: int, micro: int) -> int:
     """Seed of the masks of micro-step ``micro`` on ``rank`` (distinct for every pair)."""
     return (seed * 1_000_003 + rank) * 1_000_000_007 + micro
+
+
+class MicroBatches(torch.utils.data.Dataset):
+    """Item m = the collated batch of micro-step m: its examples, masked with seed (seed, rank, m).
+
+    A pure function of m, so DataLoader workers may build batches ahead (``num_workers``) and a
+    resumed run starts at any m with the very batches the uninterrupted run would have seen.
+    """
+
+    def __init__(self, data: PackedDataset, order: BatchOrder, collator, seed: int, rank: int) -> None:
+        self.data, self.order, self.collator, self.seed, self.rank = data, order, collator, seed, rank
+
+    def __len__(self) -> int:
+        return 2**62  # unbounded: the sampler says which micro-steps to build
+
+    def __getitem__(self, micro: int) -> dict[str, torch.Tensor]:
+        self.collator.generator.manual_seed(mask_seed(self.seed, self.rank, micro))
+        batch = self.collator([self.data[i] for i in self.order(micro)])
+        batch["text_tokens"] = (batch["valid"] & (batch["step_ids"] == 0)).sum()  # () context tokens
+        return batch
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -503,10 +524,14 @@ def _pretrain(cfg: TrainConfig, d: Dist, on_step: Callable | None) -> Path:
         loss_module = nn.parallel.DistributedDataParallel(
             loss_module, device_ids=[device.index] if device.type == "cuda" else None)
 
-    order = BatchOrder(corpus.train, cfg.batch_size, cfg.seed, d)
-    generator = torch.Generator()
     collator = make_collator(tok, objective=cfg.objective, factorization=cfg.factorization,
-                             max_length=cfg.max_length, generator=generator)
+                             max_length=cfg.max_length, generator=torch.Generator())
+    micro_batches = torch.utils.data.DataLoader(
+        MicroBatches(corpus.train, BatchOrder(corpus.train, cfg.batch_size, cfg.seed, d), collator,
+                     cfg.seed, d.rank),
+        sampler=range(step * cfg.grad_accum, cfg.steps * cfg.grad_accum), batch_size=None,
+        num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
+        generator=torch.Generator().manual_seed(cfg.seed))  # its own seed draw leaves torch's RNG alone
     val_collator = make_collator(tok, objective="ae+par", factorization=cfg.factorization,
                                  max_length=cfg.max_length,
                                  generator=torch.Generator().manual_seed(cfg.seed + 12345))
@@ -569,12 +594,11 @@ def _pretrain(cfg: TrainConfig, d: Dist, on_step: Callable | None) -> Path:
                                "text_tokens", "micro")}
     t_window = time.time()
     try:
+        batches = iter(micro_batches)
         while step < cfg.steps:
             for a in range(cfg.grad_accum):
-                micro = step * cfg.grad_accum + a
-                generator.manual_seed(mask_seed(cfg.seed, d.rank, micro))
-                batch = collator([corpus.train[i] for i in order(micro)])
-                window["text_tokens"] += float((batch["valid"] & (batch["step_ids"] == 0)).sum())
+                batch = next(batches)
+                window["text_tokens"] += float(batch.pop("text_tokens"))
                 batch = to_device(batch, device)
                 sync = a == cfg.grad_accum - 1 or d.world == 1
                 ctx = loss_module.no_sync() if not sync else contextlib.nullcontext()
@@ -671,7 +695,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                       ("grad_accum", int), ("lr", float), ("warmup_steps", int),
                       ("weight_decay", float), ("grad_clip", float), ("seed", int),
                       ("log_every", int), ("eval_every", int), ("eval_examples", int),
-                      ("save_every", int)):
+                      ("save_every", int), ("num_workers", int)):
         p.add_argument("--" + name.replace("_", "-"), type=typ, dest=name)
     p.add_argument("--out-dir", help="run directory (default: runs/<preset>)")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N")

@@ -126,3 +126,19 @@ def test_bible_split_holds_out_whole_books():
     assert len(splits["train"]) == 3  # the empty verse is skipped
     with pytest.raises(ValueError, match="not in the corpus"):
         bible_splits(rows, test_books=("Ruth", "Tobit"), validation_books=())
+
+
+def test_command_line_reads_a_labelled_file_and_refuses_unknown_classes(tmp_path, capsys):
+    from pmlm.finetune.__main__ import main
+
+    path = tmp_path / "reviews.tsv"
+    rows = toy_reviews(200)
+    path.write_text("label\ttext\n" + "".join(f"{r['label']}\t{r['text']}\n" for r in rows))
+    metrics = main(["classify", "--data", str(path), "--preset", "smoke", "--max-steps", "3",
+                    "--size", "tiny", "--out", str(tmp_path / "m.json"), "--device", "cpu"])
+    assert metrics["steps"] == 3 and (tmp_path / "m.json").is_file()
+    assert '"test_acc"' in capsys.readouterr().out
+    with open(path, "a") as f:
+        f.write("plot\ta man walks into a bar\n")
+    with pytest.raises(ValueError, match="label 'plot'"):
+        main(["classify", "--data", str(path), "--preset", "smoke", "--max-steps", "1"])

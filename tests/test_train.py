@@ -154,7 +154,7 @@ def test_same_seed_same_curve_and_training_never_projects_all_rows(tmp_path, tok
         raise AssertionError("training must use the fast path model.loss, not full logits")
 
     monkeypatch.setattr(PMLMModel, "forward", full_logits)
-    again = pretrain(cfg(tmp_path / "again", tokenizer_path))
+    again = pretrain(cfg(tmp_path / "again", tokenizer_path, num_workers=2))  # workers build batches
     assert train_losses(again) == train_losses(finished_run)  # bit for bit on the CPU
     other = pretrain(cfg(tmp_path / "other", tokenizer_path, seed=1, steps=2))
     assert train_losses(other)[:2] != train_losses(finished_run)[:2]

@@ -229,3 +229,15 @@ def test_word_vocabulary_is_deterministic_and_keeps_the_tokenizer_s_special_ids(
     assert list(vocab)[6:] == ["the", ".", "cat", "dog"]  # by count, ties alphabetical
     assert viz.encode_words("The owl.", vocab) == [vocab["[SOS]"], vocab["the"], vocab["[UNK]"], vocab["."],
                                                   vocab["[EOS]"]]
+
+
+def test_figures_command_redraws_the_method_figures(tmp_path):
+    from pmlm import figures
+
+    names = ["worked_example_mask", "leak_paths", "real_sentence_mask"]
+    written = figures.main(["--out", str(tmp_path), "--runs", str(tmp_path / "no-runs"), "--only", *names])
+    assert [p.name for p in written] == [f"{n}.png" for n in names]
+    assert all(p.read_bytes().startswith(PNG) for p in written)
+    assert figures.main(["--out", str(tmp_path), "--runs", str(tmp_path / "no-runs"), "--only", "loss_curves"]) == []
+    with pytest.raises(SystemExit):
+        figures.main(["--only", "no_such_figure"])

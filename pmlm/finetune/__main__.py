@@ -107,8 +107,7 @@ def main(argv: list[str] | None = None) -> dict:
         if decode:
             cfg.decode = DecodeConfig(**{**cfg.decode.__dict__, **decode})
         texts = [r[k] for r in splits["train"] for k in ("source", "target")]
-    model, tok = load_backbone(args.pretrained, texts=texts, size=args.size, tokenizer=args.tokenizer,
-                               config_overrides={"max_positions": 128} if args.task == "seq2seq" else None)
+    model, tok = load_backbone(args.pretrained, texts=texts, size=args.size, tokenizer=args.tokenizer)
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     model.to(torch.device(device))
     run = finetune_classify if args.task == "classify" else finetune_seq2seq

@@ -6,7 +6,8 @@
   A tokenizer whose vocabulary does not match the checkpoint is refused with a ValueError.
 * :func:`make_optimizer`: AdamW with linear warm-up and linear decay, as BERT and s2s-ft fine-tune
   (weight decay off for biases and LayerNorm weights).
-* :func:`smoke_mode`: ``PMLM_SMOKE=1`` or ``CI`` in the environment shrinks every run to seconds.
+* :func:`smoke_mode` (from :mod:`pmlm.train`): ``PMLM_SMOKE=1`` or ``CI`` in the environment picks
+  the ``smoke`` recipes, which run in seconds.
 
 Shape legend as in :mod:`pmlm.config`: B batch, L length, H hidden, V vocabulary, C classes.
 """
@@ -21,9 +22,10 @@ import torch
 from tokenizers import Tokenizer
 from torch import nn
 
+from pmlm.checkpoint import load_pretrained
 from pmlm.config import PMLMConfig
 from pmlm.model import PMLMModel
-from pmlm.tokenizer import special_ids, train_tokenizer
+from pmlm.tokenizer import load_tokenizer, special_ids, train_tokenizer
 from pmlm.train import smoke_mode  # noqa: F401  (re-exported: the package-wide switch)
 
 
@@ -59,18 +61,17 @@ def load_backbone(pretrained: str | Path | None, *, texts: Sequence[str] = (), s
         config_overrides: PMLMConfig fields of the control (e.g. ``max_positions``).
     """
     if pretrained is not None:
-        from pmlm.checkpoint import load_pretrained
         model, tok = load_pretrained(pretrained)
         if tokenizer is not None:
-            from pmlm.tokenizer import load_tokenizer
             tok = load_tokenizer(tokenizer)
     else:
-        if not texts:
-            raise ValueError("a model from scratch needs the task's training texts for its tokenizer")
-        tok = train_tokenizer(texts, vocab_size) if tokenizer is None else None
-        if tok is None:
-            from pmlm.tokenizer import load_tokenizer
+        if tokenizer is not None:
             tok = load_tokenizer(tokenizer)
+        elif texts:
+            tok = train_tokenizer(texts, vocab_size)
+        else:
+            raise ValueError("a model from scratch needs the task's training texts for its tokenizer "
+                             "(or a tokenizer file)")
         config = PMLMConfig.preset(size, vocab_size=tok.get_vocab_size(), **(config_overrides or {}))
         model = PMLMModel(config)
     check_vocab(model, tok)
