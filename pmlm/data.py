@@ -358,26 +358,34 @@ def prepare_corpus(dataset: str | None = None, *, text_column: str | None = None
     return Corpus(tokenizer, train, validation, train_docs, val_docs, desc)
 
 
+def token_counts(split: PackedDataset, vocab_size: int) -> torch.Tensor:
+    """(V,) float64 count of each token id in ``split``."""
+    flat = torch.tensor([t for e in split.examples for t in e], dtype=torch.long)
+    return torch.bincount(flat, minlength=vocab_size).double()
+
+
+def unigram_log_probs(corpus: Corpus) -> torch.Tensor:
+    """(V,) log-frequencies of the word pieces of the training split, add-one smoothed; special
+    tokens, which are never predicted, get the lowest value."""
+    tok = corpus.tokenizer
+    special = torch.tensor(sorted(special_ids(tok).values()))
+    counts = token_counts(corpus.train, tok.get_vocab_size()) + 1.0
+    counts[special] = 0.0
+    log_p = (counts / counts.sum()).log()  # (V,), -inf at special ids
+    log_p[special] = log_p[torch.isfinite(log_p)].min()
+    return log_p
+
+
 def unigram_baseline(corpus: Corpus) -> dict[str, float]:
     """Loss and accuracy of guessing masked tokens from training-split word-piece frequencies alone.
 
     The reference a pre-trained model must beat: the cross entropy of the validation text tokens
-    under the training unigram distribution (add-one smoothed over non-special ids), and the share
-    of validation tokens equal to the most frequent training token. Masked tokens are a near
-    uniform sample of the text tokens, so this is what "predict without context" scores.
+    under the training unigram distribution (:func:`unigram_log_probs`), and the share of
+    validation tokens equal to the most frequent training token. Masked tokens are a near uniform
+    sample of the text tokens, so this is what "predict without context" scores.
     """
-    V = corpus.tokenizer.get_vocab_size()
-    special = torch.tensor(sorted(special_ids(corpus.tokenizer).values()))
-
-    def counts(split: PackedDataset) -> torch.Tensor:
-        flat = torch.tensor([t for e in split.examples for t in e], dtype=torch.long)
-        c = torch.bincount(flat, minlength=V).double()  # (V,)
-        c[special] = 0
-        return c
-
-    train, val = counts(corpus.train), counts(corpus.validation)
-    smoothed = train + 1.0
-    smoothed[special] = 0
-    log_p = (smoothed / smoothed.sum()).clamp_min(1e-30).log()  # (V,)
+    log_p = unigram_log_probs(corpus)
+    val = token_counts(corpus.validation, log_p.shape[0])
+    val[torch.tensor(sorted(special_ids(corpus.tokenizer).values()))] = 0
     return {"unigram_val_loss": float(-(val * log_p).sum() / val.sum()),
-            "unigram_val_acc": float(val[int(train.argmax())] / val.sum())}
+            "unigram_val_acc": float(val[int(log_p.argmax())] / val.sum())}

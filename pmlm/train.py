@@ -15,6 +15,10 @@ a DistributedSampler per rank; rank 0 alone trains the tokenizer, logs, evaluate
 
 Choices where the paper is silent, and why:
 
+* The output bias starts at the log word-piece frequencies of the training split (``unigram_bias``;
+  the "init well" advice for any softmax output). Adam moves each weight by about ``lr`` per step,
+  so a zero bias needs hundreds of steps only to learn that "the" is frequent; a short CPU run
+  then spends its steps on context instead. The paper, pre-training for 0.5M steps, is silent.
 * Weight decay skips biases, LayerNorm weights and the relative position bias table (BERT's
   convention); the embeddings, tied to the softmax, are decayed.
 * The masks of micro-step m are drawn from a generator seeded by (seed, rank, m), so a resumed run
@@ -52,7 +56,7 @@ from pmlm.checkpoint import (CHECKPOINT_FILE, METRICS_FILE, checkpoint_tokenizer
                              read_checkpoint, save_checkpoint)
 from pmlm.collator import OBJECTIVES
 from pmlm.config import PRESETS, PMLMConfig
-from pmlm.data import Corpus, PackedDataset, prepare_corpus, unigram_baseline
+from pmlm.data import Corpus, PackedDataset, prepare_corpus, unigram_baseline, unigram_log_probs
 from pmlm.model import PMLMModel
 from pmlm.tokenizer import TOKENIZER_FILE, load_tokenizer, make_collator, save_tokenizer
 
@@ -90,6 +94,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.98)  # paper value
     eps: float = 1e-6  # paper value
     grad_clip: float = 1.0  # max gradient norm (BERT's)
+    unigram_bias: bool = True  # start the output bias at the training split's log word-piece frequencies
     # --- bookkeeping
     seed: int = 0  # model init, data order, masks and dropout all follow from it
     out_dir: str = "runs/tiny"  # the run directory: checkpoint.pt, tokenizer.json, metrics.jsonl
@@ -508,6 +513,9 @@ def _pretrain(cfg: TrainConfig, d: Dist, on_step: Callable | None) -> Path:
     # Model, optimizer, schedule: the same init on every rank (DDP also broadcasts rank 0's).
     torch.manual_seed(cfg.seed)
     model = PMLMModel(model_config)
+    if cfg.unigram_bias:  # "init well": start from word frequencies, not from a uniform guess
+        with torch.no_grad():
+            model.head.bias.copy_(unigram_log_probs(corpus).float())
     step = 0
     if state is not None:
         load_model_state(model, state)
@@ -702,6 +710,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--no-bf16", dest="bf16", action="store_false", default=None, help="no bf16 autocast on GPU")
     p.add_argument("--resume", action="store_true", default=None, help="continue the run in --out-dir")
     p.add_argument("--overwrite", action="store_true", default=None, help="replace the run in --out-dir")
+    p.add_argument("--no-unigram-bias", dest="unigram_bias", action="store_false", default=None,
+                   help="start the output bias at zero, not at the log word-piece frequencies")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None, help="no progress bar")
     args = vars(p.parse_args(argv))
     preset = args.pop("preset")
