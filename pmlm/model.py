@@ -154,6 +154,26 @@ def row_index(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return index.masked_fill(~slot, 0), slot
 
 
+def flex_rule(attention_mask: torch.Tensor, step_ids: torch.Tensor | None = None,
+              valid: torch.Tensor | None = None) -> Callable:
+    """``allowed(b, q, k)``, may query q of example b attend key k, for FlexAttention's ``mask_mod``.
+
+    From the step ids (and ``valid``, False at padding) when given: the rule table itself
+    (:func:`pmlm.attention.may_attend`), padding attending itself only, as in
+    :func:`pmlm.pmlm_attention_mask`. Otherwise read off the (B, L, L) bool ``attention_mask``.
+    """
+    if step_ids is None:
+        return lambda b, q, k: attention_mask[b, q, k]
+    if valid is None:
+        valid = torch.ones_like(step_ids, dtype=torch.bool)
+
+    def allowed(b, q, k):
+        vq, vk = valid[b, q], valid[b, k]
+        return (may_attend(step_ids[b, q], step_ids[b, k]) & vq & vk) | (~vq & (q == k))
+
+    return allowed
+
+
 @dataclass
 class FlexInputs:
     """FlexAttention's stand-in for a dense mask: a block mask and a ``score_mod`` adding the bias."""
@@ -325,16 +345,7 @@ class PMLMModel(nn.Module):
             if x.device.type == "cpu" and torch.is_grad_enabled():
                 raise ValueError("attention_backend='flex' cannot train on the CPU: FlexAttention has no "
                                  "backward there; use attention_backend='sdpa' (or run under torch.no_grad())")
-            if step_ids is not None:
-                if valid is None:
-                    valid = torch.ones_like(step_ids, dtype=torch.bool)
-
-                def allowed(b, q, k):  # the rule table on step ids; padding attends itself only
-                    vq, vk = valid[b, q], valid[b, k]
-                    return (may_attend(step_ids[b, q], step_ids[b, k]) & vq & vk) | (~vq & (q == k))
-            else:
-                def allowed(b, q, k):
-                    return attention_mask[b, q, k]
+            allowed = flex_rule(attention_mask, step_ids, valid)
             attn_mask = self.flex_inputs(position_ids, allowed)
         else:
             attn_mask = self.attention_bias(position_ids, attention_mask, x.dtype)  # (B, 1|h, L, L)
