@@ -241,3 +241,23 @@ def test_figures_command_redraws_the_method_figures(tmp_path):
     assert figures.main(["--out", str(tmp_path), "--runs", str(tmp_path / "no-runs"), "--only", "loss_curves"]) == []
     with pytest.raises(SystemExit):
         figures.main(["--only", "no_such_figure"])
+
+
+def test_pass_costs_plot_has_one_bar_group_per_pass():
+    ex, _ = viz.worked_example()
+    ax = viz.plot_pass_costs(ex)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["PMLM, 1 pass", "naive: AE pass", "naive: step 1",
+                                                            "naive: step 2"]
+    assert [t.get_text() for t in ax.texts] == ["12", "6", "8", "9"]  # tokens per pass
+
+
+def test_paper_table_sits_beside_ours_and_unknown_variants_get_dashes():
+    summary = [{"variant": "AE", "seeds": 2, "test_acc_mean": 0.61, "bleu_mean": 12.34, "chrf_mean": 40.0},
+               {"variant": "AE+PAR", "seeds": 2, "test_acc_mean": 0.63, "bleu_mean": 13.0, "chrf_mean": 41.0},
+               {"variant": "none", "seeds": 2, "test_acc_mean": 0.55, "bleu_mean": float("nan"), "chrf_mean": 30.0}]
+    table = viz.paper_vs_ours(summary).splitlines()
+    assert table[2] == "| AE | 4 | 81.3 | 84.9 | 92.4 | 2 | 61.0 | 12.3 | 40.0 |"
+    assert table[3].startswith("| AE+PAR | 2 | 81.8 | 85.6 | 93.0 |")  # row 2: comparable with rows 3-6
+    assert table[4] == "| none | - | - | - | - | 2 | 55.0 | - | 30.0 |"
+    axes = viz.plot_paper_vs_ours(summary)
+    assert [a.get_title() for a in axes][2] == "ours: sentiment accuracy (%)"
