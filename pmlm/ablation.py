@@ -33,10 +33,11 @@ Choices (ours; the paper pre-trains on Wikipedia + BookCorpus and fine-tunes on 
 * Finished runs are recorded in ``results.jsonl`` and skipped when the runner is started again
   (``--fresh`` starts over), so an interrupted run resumes.
 
-Presets: ``cpu`` (tiny model, a few hundred steps, 2 seeds: tens of minutes on 2 shared cores; the
-numbers are smoke-scale and mostly noise, see ``docs/ablation.md``), ``gpu`` (the small model,
-thousands of steps, 3 seeds, full fine-tuning: sized for under an hour on one GPU), and ``micro``
-(seconds, for tests; chosen by ``PMLM_SMOKE=1`` or ``CI``).
+Presets: ``cpu`` (a smoke run of the whole pipeline: tiny model, 150 pre-training steps, 2 seeds,
+12 runs in 32 minutes on 2 busy shared cores with one thread; its numbers sit at the floor of both
+tasks, see ``docs/ablation.md``), ``gpu`` (the small model, 1,200 steps of 64 x 128 tokens, 3
+seeds: sized for under an hour on one GPU, an estimate not yet measured), and ``micro`` (seconds,
+for tests; chosen by ``PMLM_SMOKE=1`` or ``CI``).
 """
 
 from __future__ import annotations
@@ -101,8 +102,8 @@ ABLATION_PRESETS = {
                             seq2seq=Seq2SeqConfig(max_steps=4, batch_size=8, train_limit=64, eval_limit=8,
                                                   max_source_len=40, max_target_len=40,
                                                   decode=DecodeConfig(beam_size=1, max_length=12))),
-    # a CPU smoke run of the whole pipeline, ~3 minutes a run on 2 busy cores (12 runs): the tiny
-    # model (2 layers, 128 hidden), 150 pre-training steps of 16 x 64 tokens, a 4,096-piece
+    # a CPU smoke run of the whole pipeline, 12 runs in 32 minutes on 2 busy cores, one thread: the
+    # tiny model (2 layers, 128 hidden), 150 pre-training steps of 16 x 64 tokens, a 4,096-piece
     # vocabulary, short fine-tuning. Too little pre-training to leave the unigram plateau.
     "cpu": AblationPreset(steps=150, batch_size=16, max_length=64, lr=1e-3, warmup_steps=15,
                           max_documents=2000, vocab_size=4096, seeds=(0, 1),
@@ -205,7 +206,8 @@ def finetune_both(model, tok, splits: dict, preset: AblationPreset, seed: int, d
                             replace(preset.classify, seed=seed), log=log)
     s2s = finetune_seq2seq(copy.deepcopy(model).to(device), tok, splits["seq2seq"],
                            replace(preset.seq2seq, seed=seed), log=log)
-    return {"test_acc": cls["test_acc"], "val_acc": cls["val_acc"], "bleu": s2s["bleu"], "chrf": s2s["chrf"],
+    return {"test_acc": cls["test_acc"], "val_acc": cls["val_acc"], "majority_acc": cls["majority_acc"],
+            "bleu": s2s["bleu"], "chrf": s2s["chrf"],
             "copy_bleu": s2s["copy_bleu"], "s2s_val_loss": s2s["val_loss"],
             "finetune_s": round(cls["seconds"] + s2s["seconds"], 1), "example": s2s["examples"][0]}
 
@@ -230,7 +232,7 @@ def summarize(rows: list[dict]) -> list[dict]:
                  "objective": VARIANTS.get(variant, ("-", "-", "-"))[0],
                  "factorization": VARIANTS.get(variant, ("-", "-", "-"))[1],
                  "table6_row": VARIANTS.get(variant, ("-", "-", "control"))[2]}
-        for key in ("test_acc", "bleu", "chrf", "copy_bleu", "s2s_val_loss", "val_ae_loss", "val_par_loss",
+        for key in ("test_acc", "majority_acc", "bleu", "chrf", "copy_bleu", "s2s_val_loss", "val_ae_loss", "val_par_loss",
                     "pretrain_s", "finetune_s"):
             values = [r[key] for r in runs if r.get(key) is not None]
             entry[f"{key}_mean"] = statistics.fmean(values) if values else math.nan
@@ -253,25 +255,39 @@ def markdown_table(summary: list[dict], preset_name: str) -> str:
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in summary:
         lines.append(f"| {e['variant']} | {e['objective']} | {e['factorization']} | {e['table6_row']} | {e['seeds']} "
-                     f"| {fmt(e['test_acc_mean'], e['test_acc_std'], 100)} | {fmt(e['bleu_mean'], e['bleu_std'])} "
+                     f"| {fmt(e['test_acc_mean'], e['test_acc_std'], 100)} | {fmt(e['bleu_mean'], e['bleu_std'], 1, 2)} "
                      f"| {fmt(e['chrf_mean'], e['chrf_std'])} | {fmt(e['s2s_val_loss_mean'], e['s2s_val_loss_std'], 1, 3)} "
                      f"| {fmt(e['val_ae_loss_mean'], e['val_ae_loss_std'], 1, 2)} "
                      f"| {fmt(e['val_par_loss_mean'], e['val_par_loss_std'], 1, 2)} |")
+    lines.append("")
+    majority = [e["majority_acc_mean"] for e in summary if not math.isnan(e["majority_acc_mean"])]
+    if majority:
+        lines.append(f"Baselines: always answering the majority class scores {100 * majority[0]:.1f}% on the "
+                     "same test sentences;  ")
     copy = [e["copy_bleu_mean"] for e in summary if not math.isnan(e["copy_bleu_mean"])]
     if copy:
-        lines += ["", f"Copying the KJV source unchanged scores BLEU {copy[0]:.1f} on the same test verses."]
+        lines.append(f"copying the KJV source unchanged scores BLEU {copy[0]:.1f} on the same test verses.  ")
     minutes = sum(e["pretrain_s_mean"] * e["seeds"] + e["finetune_s_mean"] * e["seeds"] for e in summary
                   if not math.isnan(e["finetune_s_mean"])) / 60
     lines += [f"Compute: {minutes:.0f} minutes of pre-training and fine-tuning in all.", ""]
     for key, name, _, higher in METRICS:
-        ranked = sorted((e for e in summary if not math.isnan(e[f"{key}_mean"])),
-                        key=lambda e: -e[f"{key}_mean"] if higher else e[f"{key}_mean"])
-        lines.append(f"Ordering by {name} (best first): " + " > ".join(e["variant"] for e in ranked) + ".  ")
+        lines.append(f"Ordering by {name} (best first): {ordering(summary, key, higher)}.  ")
     return "\n".join(lines) + "\n"
 
 
+def ordering(summary: list[dict], key: str, higher: bool = True, digits: int = 4) -> str:
+    """``A > B = C > D`` by the mean of ``key``; means equal to ``digits`` decimals are ties."""
+    means = {e["variant"]: round(e[f"{key}_mean"], digits) for e in summary if not math.isnan(e[f"{key}_mean"])}
+    out, last = "", None
+    for variant in sorted(means, key=lambda v: -means[v] if higher else means[v]):
+        out += ("" if last is None else " = " if means[variant] == last else " > ") + variant
+        last = means[variant]
+    return out
+
+
 def write_csv(rows: list[dict], path: Path) -> None:
-    keys = ["variant", "seed", "objective", "factorization", "test_acc", "val_acc", "bleu", "chrf", "copy_bleu",
+    keys = ["variant", "seed", "objective", "factorization", "test_acc", "val_acc", "majority_acc", "bleu", "chrf",
+            "copy_bleu",
             "s2s_val_loss", "val_ae_loss", "val_ae_acc", "val_par_loss", "val_par_acc", "pretrain_s", "finetune_s"]
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
@@ -297,7 +313,15 @@ def plot(rows: list[dict], summary: list[dict], path: Path, title: str) -> Path:
             ax.scatter([i] * len(ys), ys, color="black", s=12, zorder=3)
         ax.set_xticks(range(len(names)), names, rotation=30)
         ax.set_title(label + ("" if higher else " (lower is better)"), fontsize=10)
-        finite = [m for m in means if not math.isnan(m)]
+        baseline = {"test_acc": ("majority_acc", "majority class"), "bleu": ("copy_bleu", "copying the source")}
+        base = [r[baseline[key][0]] * scale for r in rows if key in baseline and r.get(baseline[key][0]) is not None]
+        if base and key == "test_acc":
+            ax.axhline(base[0], color="black", linestyle="--", linewidth=0.8, label=baseline[key][1])
+            ax.legend(fontsize=8, loc="upper left")
+        elif base:
+            ax.text(0.02, 0.95, f"{baseline[key][1]}: {base[0]:.1f}", transform=ax.transAxes, fontsize=8, va="top")
+        finite = [r[key] * scale for r in rows if r.get(key) is not None and not math.isnan(r[key])]
+        finite += [b for b in base if key == "test_acc"]
         if finite:
             lo, hi = min(finite), max(finite)
             pad = max(1e-6, (hi - lo) * 0.6 + 0.5)
@@ -395,11 +419,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--no-control", action="store_true", help="skip the no-pre-training control")
     p.add_argument("--no-rel-pos", action="store_true", help="drop the relative position bias in every run")
     p.add_argument("--fresh", action="store_true", help="forget earlier results in --out")
-    p.add_argument("--figure", default="figures/ablation.png", help="where to save the figure ('' for none)")
+    p.add_argument("--figure", help="where to save the figure ('' for none; default figures/ablation.png, "
+                                    "or <out>/ablation.png for the micro preset, which must not replace it)")
     p.add_argument("--report-only", action="store_true", help="rebuild table and figure from results.jsonl")
     args = p.parse_args(argv)
     preset = args.preset or ("micro" if smoke_mode() else "cpu")
     out = Path(args.out or f"runs/ablation-{preset}")
+    if args.figure is None:
+        args.figure = str(out / "ablation.png") if preset == "micro" else "figures/ablation.png"
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     if args.report_only:
         table = report(out, preset, Path(args.figure) if args.figure else None)

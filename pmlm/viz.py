@@ -14,7 +14,11 @@ Contents, in the order of the notebooks:
 * Pseudo masks and the attention mask (notebook 2): :func:`worked_example`, :func:`text_example`,
   :func:`layout_rows` / :func:`layout_table`, :func:`mask_to_text`, :func:`plot_attention_mask`,
   :func:`reachable`, :func:`plot_leak_paths`, :func:`parse_blocks`, :func:`layout_widget`.
-* Trained models (notebook 4): :func:`attention_probabilities`, :func:`plot_attention_weights`.
+* One pass, two objectives (notebook 3): :func:`word_vocabulary` / :func:`encode_words` (a
+  deterministic vocabulary for checked outputs), :func:`plot_pass_costs` (with :mod:`pmlm.naive`).
+* Trained models (notebook 4): :func:`attention_probabilities`, :func:`plot_attention_weights`,
+  :func:`plot_loss_curves`.
+* Table 6 (notebook 6): :data:`PAPER_TABLE6`, :func:`paper_vs_ours`, :func:`plot_paper_vs_ours`.
 
 matplotlib and ipywidgets are imported inside the functions that need them, so ``import pmlm``
 stays light. The widgets render their views as HTML and PNG values (no ``Output`` capture), so a

@@ -95,3 +95,10 @@ def test_micro_run_end_to_end(tmp_path, monkeypatch):
     assert sum("skipped" in line for line in logs) == 3  # an interrupted run resumes, finished runs are kept
     with pytest.raises(ValueError, match="other settings"):
         ablation.run("micro", tmp_path / "abl", variants=["AE"], rel_pos=False, figure=None, log=logs.append)
+
+
+def test_ordering_marks_ties():
+    summary = [{"variant": "AE", "test_acc_mean": 0.5833}, {"variant": "PAR", "test_acc_mean": 0.58330000001},
+               {"variant": "none", "test_acc_mean": 0.62}, {"variant": "AR", "test_acc_mean": math.nan}]
+    assert ablation.ordering(summary, "test_acc") == "none > AE = PAR"
+    assert ablation.ordering(summary, "test_acc", higher=False) == "AE = PAR > none"

@@ -119,7 +119,8 @@ def finetune_classify(model: PMLMModel, tok: Tokenizer, splits: dict[str, list[d
                       log=print) -> dict:
     """Fine-tune ``model`` (changed in place) on ``splits`` ({split: [{"text", "label": int}]}).
 
-    Returns metrics: ``test_acc`` and ``val_acc`` of the best-validation epoch, ``train_loss``
+    Returns metrics: ``test_acc`` and ``val_acc`` of the best-validation epoch, ``majority_acc``
+    (test accuracy of always answering the most frequent training class), ``train_loss``
     (mean of the last epoch), ``steps``, ``seconds``, the config.
     """
     from pmlm.finetune.data import subsample
@@ -170,8 +171,10 @@ def finetune_classify(model: PMLMModel, tok: Tokenizer, splits: dict[str, list[d
             break
     clf.load_state_dict(best_state)
     test = accuracy(clf, *enc["test"], ids["pad"], cfg.eval_batch_size)
-    log(f"classify: test acc {test:.4f} (best validation acc {best:.4f})")
-    return {"task": "classify", "test_acc": test, "val_acc": best,
+    majority = max(range(num_classes), key=enc["train"][1].count)  # the baseline: always this class
+    majority_acc = enc["test"][1].count(majority) / max(1, len(enc["test"][1]))
+    log(f"classify: test acc {test:.4f} (best validation acc {best:.4f}; majority class {majority_acc:.4f})")
+    return {"task": "classify", "test_acc": test, "val_acc": best, "majority_acc": majority_acc,
             "train_loss": sum(losses) / max(1, len(losses)), "steps": step,
             "n_train": n_train, "n_test": len(enc["test"][0]),
             "seconds": round(time.time() - start, 1), "config": asdict(cfg)}
