@@ -1,3 +1,5 @@
+"""Shared fixtures: a few real sentences with a word vocabulary, a collator, random models."""
+
 import pytest
 import torch
 
@@ -31,3 +33,13 @@ def tiny_model(vocab):
                              intermediate_size=64, max_positions=64, dropout=0.0, attention_dropout=0.0,
                              initializer_range=0.3)  # large weights: any real dependence shows
     return pmlm.PMLMModel(config).eval()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models run much faster on one thread when the CPU is shared (no OpenMP spin-waiting)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+

@@ -11,14 +11,6 @@ import torch
 from pmlm import ablation
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def fake_rows():
     rows = []
     for variant, base in (("AE", 0.60), ("AE+PAR", 0.70), ("none", 0.50)):

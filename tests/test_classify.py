@@ -16,14 +16,6 @@ BAD = "a dull tedious boring mess awful".split()
 FILLER = "the film story cast plot director scenes minutes".split()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def toy_reviews(n: int, seed: int = 0) -> list[dict]:
     rng = random.Random(seed)
     rows = []

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import pmlm
+from random_models import random_decoder_model
 from pmlm.finetune.decoding import (CachedStepper, DecodeConfig, RecomputeStepper, banned_ngram_tokens,
                                     beam_search, generate, length_penalty)
 
@@ -17,21 +18,9 @@ IDS = {"pad": 0, "unk": 1, "sos": 2, "eos": 3, "mask": 4, "pseudo": 5}  # the or
 V = 40
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run ~100x faster on one thread when the CPU is shared (no OpenMP spin-waiting)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(0)
-    config = pmlm.PMLMConfig(vocab_size=V, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64,
-                             max_positions=40, dropout=0.0, attention_dropout=0.0, initializer_range=0.3)
-    return pmlm.PMLMModel(config).double().eval()
+    return random_decoder_model(V)
 
 
 @pytest.fixture(scope="module")

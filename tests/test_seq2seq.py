@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import pmlm
+from random_models import random_decoder_model
 from pmlm.attention import reference_attention_mask
 from pmlm.collator import pad_and_mask
 from pmlm.finetune.decoding import CachedStepper, generate
@@ -17,20 +18,9 @@ V = 40
 SRC, TGT = [10, 11, 12, 13], [20, 21, 22, 23, 24]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(0)
-    config = pmlm.PMLMConfig(vocab_size=V, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64,
-                             max_positions=40, dropout=0.0, attention_dropout=0.0, initializer_range=0.3)
-    return pmlm.PMLMModel(config).double().eval()
+    return random_decoder_model(V)
 
 
 def pseudo_logits(model, source, target, **kw):
