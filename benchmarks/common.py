@@ -306,21 +306,28 @@ def sync(device: str) -> None:
 
 
 def interleaved(steps: dict[str, Callable[[], float]], rounds: int, warmup: int = 1,
-                device: str = "cpu") -> dict[str, list[float]]:
-    """Seconds per step of each method, ``rounds`` rounds, the order rotating every round."""
+                device: str = "cpu", cpu_times: dict[str, list[float]] | None = None) -> dict[str, list[float]]:
+    """Seconds per step of each method, ``rounds`` rounds, the order rotating every round.
+
+    ``cpu_times``, if given, receives the process CPU seconds of each step too: with one thread
+    that is nearly blind to other processes on the machine (with several, it counts spin-waits).
+    """
     names = list(steps)
     for _ in range(warmup):
         for name in names:
             steps[name]()
     sync(device)
     times: dict[str, list[float]] = {name: [] for name in names}
+    cpu = cpu_times if cpu_times is not None else {}
+    cpu.update({name: [] for name in names})
     for r in range(rounds):
         for name in names[r % len(names):] + names[: r % len(names)]:
             sync(device)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             steps[name]()
             sync(device)
             times[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
     return times
 
 

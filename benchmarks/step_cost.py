@@ -64,7 +64,8 @@ def main(argv=None) -> dict:
                                                 config_overrides={"attention_backend": backend})
         else:
             steps[m] = common.build_step(m, size, batches, seed=args.seed, device=args.device, dtype=dtype)
-    times = common.interleaved(steps, args.rounds, args.warmup, args.device)
+    cpu: dict[str, list[float]] = {}
+    times = common.interleaved(steps, args.rounds, args.warmup, args.device, cpu_times=cpu)
     info = common.machine()
     flops = {}
     if args.mfu:  # model FLOPs: the flex rows count as their SDPA twin (same math, dense count)
@@ -105,11 +106,18 @@ def main(argv=None) -> dict:
             lines.append(f"| {name} / pmlm | {fmt_spread(ratios(times, name, 'pmlm'))} | | |")
     if "hf_mlm" in times and "mlm" in times:
         lines.append(f"| mlm / hf_mlm | {fmt_spread(ratios(times, 'mlm', 'hf_mlm'))} | (info) | |")
+    if args.device == "cpu":
+        lines += ["", "The same ratios in process CPU seconds (with one thread other processes hardly move "
+                  "them; with several threads they also count the threads' waits for each other):", "",
+                  "| ratio (CPU time, same round) | median [q25, q75] (min, max) |", "|---|---|"]
+        for num, den, *_ in TARGETS:
+            if num in cpu and den in cpu:
+                lines.append(f"| {num} / {den} | {fmt_spread(ratios(cpu, num, den))} |")
     text = "\n".join(lines)
     print(text)
     if args.write:
         common.update_results(args.section, text)
-    result = {"times": times, "verdicts": verdicts, "machine": info, "L": L, "n": n, "flops": flops}
+    result = {"times": times, "cpu_times": cpu, "verdicts": verdicts, "machine": info, "L": L, "n": n, "flops": flops}
     if args.json:
         common.dump_json(result, common.Path(args.json))
     return result

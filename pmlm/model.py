@@ -319,10 +319,11 @@ class PMLMModel(nn.Module):
             D = self.rel_bias.max_distance
             per_distance = self.rel_bias.table(self.rel_bias.distance_buckets).t()  # (h, 2 D + 1)
 
-            def score_mod(score, b, h, q, k):
+            def add_bias(score, b, h, q, k):
                 rel = (position_ids[b, k] - position_ids[b, at(b, q)]).clamp(-D, D) + D  # key - query
                 return score + per_distance[h, rel].to(score.dtype)
 
+            score_mod = add_bias
         return FlexInputs(block_mask, score_mod, flex_attention_function(position_ids.device))
 
     def encode(self, input_ids: torch.Tensor, position_ids: torch.Tensor,
