@@ -68,7 +68,7 @@ def plot(data: dict, path: Path) -> None:
         if pts:
             ax.plot(*zip(*pts), styles[m], label=LABELS[m])
     ax.set_xlabel("context length n (tokens)")
-    ax.set_ylabel("seconds per training step (median)")
+    ax.set_ylabel(f"{'CPU' if data.get('clock') == 'cpu' else 'wall-clock'} seconds per training step (median)")
     ax.set_yscale("log")
     ax.set_title("Step cost (forward, backward, AdamW)")
     ax.grid(True, which="both", alpha=0.3)
@@ -101,8 +101,8 @@ def table(data: dict) -> str:
     lines = [f"Measured {data['machine']['date']} on {common.machine_line(data['machine'])}.", "",
              f"Batch {s['batch']}, {s['layers']} layers, hidden {s['hidden']}, {s['heads']} heads, FFN {s['ffn']}, "
              f"vocab {s['vocab']}, dropout {s['dropout']}/{s['attention_dropout']}; {data['rounds']} interleaved "
-             "rounds per n. Seconds per step (median); ratios are medians of per-round ratios "
-             "[min, max].", "",
+             f"rounds per n. {'Process CPU' if data.get('clock') == 'cpu' else 'Wall-clock'} seconds per step "
+             "(median); ratios are medians of per-round ratios [min, max].", "",
              "| n | L (PMLM) | naive passes | " + " | ".join(present) + " | pmlm/mlm | naive/pmlm | pmlm/hf_mlm |",
              "|---" * (6 + len(present)) + "|"]
     for r in rows:
@@ -130,6 +130,8 @@ def main(argv=None) -> dict:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--clock", default="wall", choices=("wall", "cpu"),
+                   help="cpu: process CPU seconds (with --threads 1 nearly blind to other processes)")
     p.add_argument("--naive-max-n", type=int, default=512, help="skip the naive method above this n")
     p.add_argument("--no-memory", dest="memory", action="store_false", help="skip the peak-memory probes")
     p.add_argument("--write", action="store_true", help="update RESULTS.md and figures/step_cost_vs_length.png")
@@ -154,13 +156,16 @@ def main(argv=None) -> dict:
         print("transformers is not installed: skipping hf_mlm (pip install -r requirements-bench.txt)")
         methods.remove("hf_mlm")
     lengths = [int(x) for x in args.lengths.split(",")] if not args.tiny else [16, 32]
-    data = {"size": dataclasses.asdict(base), "rounds": args.rounds, "machine": common.machine(), "rows": []}
+    data = {"size": dataclasses.asdict(base), "rounds": args.rounds, "clock": args.clock, "machine": common.machine(),
+            "rows": []}
     for n in lengths:
         size = dataclasses.replace(base, n=n, max_positions=max(base.max_positions, n))
         batches = common.make_batches(size, args.seed)
         here = [m for m in methods if m != "naive" or n <= args.naive_max_n]
         steps = {m: common.build_step(m, size, batches, seed=args.seed) for m in here}
-        times = common.interleaved(steps, args.rounds, args.warmup)
+        cpu: dict[str, list[float]] = {}
+        wall = common.interleaved(steps, args.rounds, args.warmup, cpu_times=cpu)
+        times = cpu if args.clock == "cpu" else wall
         del steps
         row = {"n": n, "L": int(batches["pmlm"]["input_ids"].shape[1]), "passes": len(batches["naive"]),
                "median": {m: common.spread(t)["median"] for m, t in times.items()}, "times": times, "ratios": {}}
