@@ -72,8 +72,9 @@ def test_presets_overrides_and_smoke_switch(monkeypatch):
     assert not smoke_mode()
     tiny = TrainConfig.preset("tiny")
     assert tiny.model == "tiny" and TrainConfig.preset("small").model == "small"
-    c = parse_args(["--preset", "tiny", "--steps", "7", "--lr", "3e-4", "--set", "num_layers=3"])
-    assert (c.steps, c.lr, c.model_overrides) == (7, 3e-4, {"num_layers": 3})
+    c = parse_args(["--preset", "tiny", "--steps", "7", "--lr", "3e-4", "--set", "num_layers=3",
+                    "--init", "bert"])
+    assert (c.steps, c.lr, c.model_overrides, c.init) == (7, 3e-4, {"num_layers": 3}, "bert")
     assert c.model_config(500).num_layers == 3 and c.model_config(500).vocab_size == 500
     assert (c.betas, c.eps, c.weight_decay) == ((0.9, 0.98), 1e-6, 0.01)  # section 4.1
     for env in ("PMLM_SMOKE", "CI"):
@@ -108,6 +109,18 @@ def test_optimizer_is_adamw_without_decay_on_biases_and_layernorms():
                                                                if p is not model.rel_bias.table.weight)
     assert sum(p.numel() for g in opt.param_groups for p in g["params"]) == sum(
         p.numel() for p in model.parameters())
+
+
+def test_fast_init_keeps_the_softmax_tied_and_starts_at_word_frequencies():
+    from pmlm.train import init_for_short_runs
+
+    torch.manual_seed(0)
+    model = PMLMModel(PMLMConfig(vocab_size=500, **MODEL))
+    log_p = torch.randn(500).log_softmax(0)
+    init_for_short_runs(model, log_p)
+    assert model.head.embedding.weight is model.token_embedding.weight  # still tied (Eqs. 4-5)
+    assert torch.equal(model.head.bias, log_p) and not model.segment_embedding.weight.any()
+    assert model.token_embedding.weight.std().item() == pytest.approx(32 ** -0.5, rel=0.05)
 
 
 # ------------------------------------------------------------------------------ a real run
