@@ -86,7 +86,7 @@ def plot(data: dict, path: Path) -> None:
         ax.legend(fontsize=8)
     s = data["size"]
     fig.suptitle(f"batch {s['batch']}, {s['layers']} layers x {s['hidden']} hidden, {s['heads']} heads, "
-                 f"vocab {s['vocab']}; {data['machine'].get('cpu', '')}, {data['machine'].get('threads')} threads; "
+                 f"vocab {s['vocab']}; {data['machine'].get('cpu', '')}, threads: {data['machine'].get('threads')}; "
                  "methods interleaved", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -107,8 +107,8 @@ def main(argv=None) -> dict:
     if "hf_mlm" in times and "mlm" in times:
         lines.append(f"| mlm / hf_mlm | {fmt_spread(ratios(times, 'mlm', 'hf_mlm'))} | (info) | |")
     if args.device == "cpu":
-        lines += ["", "The same ratios in process CPU seconds (with one thread other processes hardly move "
-                  "them; with several threads they also count the threads' waits for each other):", "",
+        lines += ["", "The same ratios in process CPU seconds (with one thread other processes move them less "
+                  "than wall time; with several threads they also count the threads' waits for each other):", "",
                   "| ratio (CPU time, same round) | median [q25, q75] (min, max) |", "|---|---|"]
         for num, den, *_ in TARGETS:
             if num in cpu and den in cpu:
