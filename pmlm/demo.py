@@ -109,6 +109,18 @@ def render_masked(tok, ids: list[int], blocks: list[dict]) -> str:
     return " ".join(w for w in words if w)
 
 
+def pieces_text(tok, ids: list[int]) -> str:
+    """Word pieces as text, one space between words: ``[",", ",", "of"]`` -> ``", , of"``."""
+    words = []
+    for t in ids:
+        piece = tok.id_to_token(t)
+        if piece.startswith("##") and words:
+            words[-1] += piece[2:]
+        else:
+            words.append(piece)
+    return " ".join(words)
+
+
 def print_fill_ins(tok, results: list[dict]) -> None:
     width = 22
     for n, r in enumerate(results, start=1):
@@ -117,7 +129,7 @@ def print_fill_ins(tok, results: list[dict]) -> None:
         for k, b in enumerate(r["blocks"], start=1):
             cells = []
             for key in ("truth", "ae", "par"):
-                text = tok.decode(b[key]) or "?"
+                text = pieces_text(tok, b[key]) or "?"
                 mark = "" if key == "truth" else (" *" if b[key] == b["truth"] else "")
                 cells.append((text + mark)[:width - 1])
             print(f"    {k:<6}" + "".join(f"{c:<{width}}" for c in cells))
@@ -215,7 +227,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.dataset:
         overrides["dataset"] = args.dataset
     cfg = TrainConfig.preset(preset, **overrides)
-    device = torch.cuda.get_device_name() if cuda else f"CPU ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    device = torch.cuda.get_device_name() if cuda else f"CPU ({threads} thread{'s' * (threads > 1)})"
     corpus_name = args.dataset or "the bundled Jane Austen novels"
     print(f"== PMLM demo: pre-training the {preset!r} preset on {corpus_name}, "
           f"{cfg.steps} steps on {device}{' [smoke mode]' if smoke_mode() else ''} ==")

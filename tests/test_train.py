@@ -74,7 +74,8 @@ def test_presets_overrides_and_smoke_switch(monkeypatch):
     assert tiny.model == "tiny" and TrainConfig.preset("small").model == "small"
     c = parse_args(["--preset", "tiny", "--steps", "7", "--lr", "3e-4", "--set", "num_layers=3",
                     "--init", "bert"])
-    assert (c.steps, c.lr, c.model_overrides, c.init) == (7, 3e-4, {"num_layers": 3}, "bert")
+    assert (c.steps, c.lr, c.init) == (7, 3e-4, "bert")
+    assert c.model_overrides == {**tiny.model_overrides, "num_layers": 3}  # --set adds to the preset's
     assert c.model_config(500).num_layers == 3 and c.model_config(500).vocab_size == 500
     assert (c.betas, c.eps, c.weight_decay) == ((0.9, 0.98), 1e-6, 0.01)  # section 4.1
     for env in ("PMLM_SMOKE", "CI"):
@@ -288,3 +289,18 @@ def test_cli_errors_are_messages_not_tracebacks(tmp_path):
         main(["--dataset", str(tmp_path / "missing.txt"), "--out-dir", str(tmp_path / "run")])
     assert isinstance(exc.value.code, str) and "no such file" in exc.value.code
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end_in_smoke_mode(tmp_path, monkeypatch, capsys):
+    from pmlm import demo
+
+    monkeypatch.setenv("PMLM_SMOKE", "1")
+    demo.main(["--out-dir", str(tmp_path / "run"), "--figures", str(tmp_path / "fig"), "--examples", "2"])
+    out = capsys.readouterr().out
+    assert "AE fill-in" in out and "PAR fill-in" in out and "unigram baseline" in out
+    assert out.count("validation example") == 2
+    for name in ("loss_curves.png", "demo_attention_mask.png"):
+        assert (tmp_path / "fig" / name).stat().st_size > 10_000
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["steps"] == 8 and 0 <= summary["val_par_acc"] <= 1
