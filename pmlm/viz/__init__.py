@@ -1,0 +1,58 @@
+"""Pictures of the method: blocks on text, layouts as tables, attention masks as heat maps, widgets.
+
+Every plot here is something a reader should look at while reading the paper's section 3: in a
+mask, rows are *queries*, columns are *keys*, and a filled cell means the query may attend to the
+key (True in every mask of this package). The notebooks import these functions; ``python -m
+pmlm.figures`` uses them to draw ``figures/``; ``tests/test_viz.py`` checks them.
+
+Modules, in the order of the notebooks (every name is also importable from ``pmlm.viz``):
+
+* :mod:`pmlm.viz.common`: what all pictures share: :func:`split_words` (display words),
+  :func:`step_color`, :func:`figure_png`, :data:`ROLE_NAMES`.
+* Algorithm 1 on text (notebook 1): :mod:`pmlm.viz.blocks`: :func:`block_spans`,
+  :func:`render_blocks_text` / :func:`render_blocks_html`, :func:`plot_blocks`;
+  :mod:`pmlm.viz.sampler`: :func:`sampler_statistics`, :func:`plot_sampler_histograms`,
+  :func:`replacement_statistics`, :func:`plot_replacement`, :func:`masking_widget`.
+* Pseudo masks and the attention mask (notebook 2): :mod:`pmlm.viz.layout`:
+  :func:`worked_example`, :func:`text_example`, :func:`layout_rows` / :func:`layout_table`,
+  :func:`parse_blocks`, :func:`layout_widget`; :mod:`pmlm.viz.masks`: :func:`mask_to_text`,
+  :func:`plot_attention_mask`, :func:`reachable`, :func:`plot_leak_paths`.
+* One pass, two objectives (notebook 3): :mod:`pmlm.viz.passes`: :func:`word_vocabulary` /
+  :func:`encode_words` (a deterministic vocabulary for checked outputs), :func:`plot_pass_costs`
+  (with :mod:`pmlm.naive`).
+* Trained models (notebook 4): :mod:`pmlm.viz.trained`: :func:`attention_probabilities`,
+  :func:`plot_attention_weights`, :func:`plot_loss_curves`.
+* Table 6 (notebook 6): :mod:`pmlm.viz.table6`: :data:`PAPER_TABLE6`, :func:`paper_vs_ours`,
+  :func:`plot_paper_vs_ours`.
+
+matplotlib and ipywidgets are imported inside the functions that need them, so ``import pmlm``
+stays light. The widgets render their views as HTML and PNG values (no ``Output`` capture), so a
+widget built without a browser or a kernel holds its current picture and can be tested.
+"""
+
+from pmlm.viz.blocks import block_spans, plot_blocks, render_blocks_html, render_blocks_text
+from pmlm.viz.common import MASK_TOKEN, PSEUDO_TOKEN, ROLE_NAMES, figure_png, split_words, step_color
+from pmlm.viz.layout import (
+    layout_rows, layout_table, layout_widget, parse_blocks, text_example, token_labels, worked_example,
+)
+from pmlm.viz.masks import (
+    leak_cells, mask_to_text, plot_attention_mask, plot_leak_paths, reachable, step_groups,
+)
+from pmlm.viz.passes import encode_words, plot_pass_costs, word_vocabulary
+from pmlm.viz.sampler import (
+    masking_widget, plot_replacement, plot_sampler_histograms, proposal_lengths, replacement_statistics,
+    sampler_statistics, summarize_sampler,
+)
+from pmlm.viz.table6 import PAPER_TABLE6, paper_vs_ours, plot_paper_vs_ours
+from pmlm.viz.trained import attention_probabilities, plot_attention_weights, plot_loss_curves
+
+__all__ = [
+    "MASK_TOKEN", "PAPER_TABLE6", "PSEUDO_TOKEN", "ROLE_NAMES", "attention_probabilities", "block_spans",
+    "encode_words", "figure_png", "layout_rows", "layout_table", "layout_widget", "leak_cells",
+    "mask_to_text", "masking_widget", "paper_vs_ours", "parse_blocks", "plot_attention_mask",
+    "plot_attention_weights", "plot_blocks", "plot_leak_paths", "plot_loss_curves", "plot_pass_costs",
+    "plot_paper_vs_ours", "plot_replacement", "plot_sampler_histograms", "proposal_lengths", "reachable",
+    "render_blocks_html", "render_blocks_text", "replacement_statistics", "sampler_statistics",
+    "split_words", "step_color", "step_groups", "summarize_sampler", "text_example", "token_labels",
+    "word_vocabulary", "worked_example",
+]

@@ -1,0 +1,136 @@
+"""What a trained model does: its attention weights and its loss curves (notebook 4, ``make demo``).
+
+:func:`attention_probabilities` recomputes the softmax weights of one layer of a
+:class:`pmlm.PMLMModel`, under the PMLM attention mask of section 3.2 and the relative position
+bias of section 4.1 (the model calls SDPA, which does not return them), and
+:func:`plot_attention_weights` draws one head: row = query, column = key.
+:func:`plot_loss_curves` draws the AE and PAR losses (Eqs. 4-5, section 3.3) and accuracies of a
+:mod:`pmlm.train` run from its ``metrics.jsonl``, beside the unigram baseline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+
+@torch.no_grad()
+def attention_probabilities(model, batch: dict[str, torch.Tensor], layer: int = -1) -> torch.Tensor:
+    """Softmax attention weights (B, h, L, L) of one layer of a :class:`pmlm.PMLMModel`.
+
+    The model calls SDPA, which does not return the weights; a forward hook takes the layer's input
+    and recomputes ``softmax(q k^T / sqrt(d) + bias)`` with the same mask and relative bias.
+    Rows sum to 1 and are 0 wherever the mask is False.
+    """
+    import math
+
+    attention = model.layers[layer].attention
+    captured = {}
+    handle = attention.register_forward_hook(lambda mod, args, out: captured.update(x=args[0]))
+    was_training = model.training
+    model.eval()
+    try:
+        model.encode(batch["input_ids"], batch["position_ids"], batch["attention_mask"], batch.get("segment_ids"))
+    finally:
+        handle.remove()
+        model.train(was_training)
+    x = captured["x"]
+    # the mask and relative bias SDPA gets: bool (B, 1, L, L), or float with -inf where forbidden
+    attn_mask = model.attention_bias(batch["position_ids"], batch["attention_mask"], x.dtype)
+    B, L, H = x.shape
+    q, k, _ = attention.qkv(x).split(H, dim=-1)  # 2 x (B, L, H)
+    q, k = (t.view(B, L, attention.h, H // attention.h).transpose(1, 2) for t in (q, k))  # (B, h, L, d)
+    scores = q @ k.transpose(-1, -2) / math.sqrt(H // attention.h)  # (B, h, L, L)
+    if attn_mask.dtype == torch.bool:
+        scores = scores.masked_fill(~attn_mask, float("-inf"))
+    else:
+        scores = scores + attn_mask  # relative bias with -inf where the mask is False
+    return scores.softmax(-1)
+
+
+def plot_attention_weights(weights: torch.Tensor, labels: Sequence[str] | None = None, *, ax=None,
+                           step_ids: torch.Tensor | None = None, title: str | None = None):
+    """Heat map of one head's (L, L) attention weights: row = query, column = key."""
+    import matplotlib.pyplot as plt
+
+    w = torch.as_tensor(weights).float().cpu()
+    L = w.shape[-1]
+    if ax is None:
+        size = max(4.0, min(14.0, 0.3 * L + 1.5))
+        _, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(w.numpy(), cmap="Oranges", vmin=0, vmax=float(w.max()), interpolation="nearest")
+    if labels is not None and L <= 80:
+        ax.set_xticks(range(L), labels, rotation=90, fontsize=7)
+        ax.set_yticks(range(L), labels, fontsize=7)
+    if step_ids is not None:
+        n = int((torch.as_tensor(step_ids) == 0).sum())
+        ax.axhline(n - 0.5, color="steelblue", lw=1.2)
+        ax.axvline(n - 0.5, color="steelblue", lw=1.2)
+    ax.set_xlabel("key (attended to)")
+    ax.set_ylabel("query (attending)")
+    ax.set_title(title or "attention weights", fontsize=10)
+    return ax
+
+
+def plot_loss_curves(metrics_path, ax=None, *, smooth: int = 5):
+    """AE and PAR loss (and accuracy) against the optimizer step, from a run's ``metrics.jsonl``.
+
+    ``ax``: None draws two panels, loss and validation accuracy, and returns both axes; one Axes
+    gets the loss panel only; a pair of Axes gets both. Thin lines: training loss of each objective
+    (running mean over ``smooth`` log lines); lines with dots: validation on the run's fixed
+    examples and masks. An objective the run does not train (PAR under ``--objective ae``) still
+    shows its validation numbers: the evaluation always lays out both. Dashed grey: the unigram
+    baseline (predicting from word-piece frequencies alone), when the run logged it.
+    """
+    import json
+    from pathlib import Path
+
+    import matplotlib.pyplot as plt
+
+    path = Path(metrics_path)
+    path = path / "metrics.jsonl" if path.is_dir() else path
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a killed run may leave a partial last line
+    if ax is None:
+        _, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    else:
+        axes = ax if isinstance(ax, (list, tuple)) or hasattr(ax, "flat") else [ax]
+    loss_ax, acc_ax = axes[0], (axes[1] if len(axes) > 1 else None)
+    start = next((r for r in records if r.get("event") == "start"), {})
+    colors = {"ae": "tab:blue", "par": "tab:orange"}
+    for name in ("ae", "par"):
+        train = [(r["step"], r[f"{name}_loss"]) for r in records
+                 if r.get("split") == "train" and r.get(f"{name}_loss") is not None]
+        if train:
+            steps, values = zip(*train)
+            window = [values[max(0, i - smooth + 1):i + 1] for i in range(len(values))]
+            loss_ax.plot(steps, [sum(w) / len(w) for w in window], color=colors[name], lw=1,
+                         alpha=0.6, label=f"{name.upper()} train")
+        val = [r for r in records if r.get("split") == "val"]
+        if val:
+            steps = [r["step"] for r in val]
+            loss_ax.plot(steps, [r[f"val_{name}_loss"] for r in val], "o-", color=colors[name], lw=2,
+                         ms=4, label=f"{name.upper()} validation")
+            if acc_ax is not None:
+                acc_ax.plot(steps, [r[f"val_{name}_acc"] for r in val], "o-", color=colors[name],
+                            lw=2, ms=4, label=f"{name.upper()} validation")
+    for a, key, what in ((loss_ax, "unigram_val_loss", "cross entropy (nats per masked token)"),
+                         (acc_ax, "unigram_val_acc", "top-1 accuracy on masked tokens")):
+        if a is None:
+            continue
+        if key in start:
+            a.axhline(start[key], color="grey", ls="--", lw=1, label="unigram baseline")
+        a.set_xlabel("optimizer step")
+        a.set_ylabel(what)
+        a.grid(alpha=0.3)
+        if a.get_legend_handles_labels()[0]:
+            a.legend(fontsize=8)
+    loss_ax.set_title("PMLM pre-training: AE and PAR loss")
+    if acc_ax is not None:
+        acc_ax.set_title("validation accuracy (fixed masks)")
+    return axes if acc_ax is not None else loss_ax
