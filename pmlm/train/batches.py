@@ -1,0 +1,108 @@
+"""What each rank reads: the corpus, the order of its examples, and masked micro-batches (section 3.3).
+
+A micro-batch is a list of packed ``[SOS] S1 [EOS] S2 [EOS]`` examples (:mod:`pmlm.data`) given
+fresh blockwise masks, pseudo masks and attention masks by :class:`pmlm.PMLMCollator`.
+
+Choices where the paper is silent, and why:
+
+* The masks of micro-step m are drawn from a generator seeded by (seed, rank, m)
+  (:func:`mask_seed`), so a resumed run draws exactly the masks the uninterrupted run would have,
+  and the same seed gives the same loss curve on the CPU.
+* The order of examples is epochs of a DistributedSampler, each shuffled with ``seed + epoch``
+  (:class:`BatchOrder`): any micro-step is found again after a restart without replaying the data.
+  A batch is thus a pure function of m (:class:`MicroBatches`), and DataLoader workers may build
+  batches ahead.
+* Without a given tokenizer, rank 0 trains it and sends it to the others (:func:`load_corpus`):
+  WordPiece training is not promised to be deterministic across processes.
+* A batch carries ``text_tokens``, its context tokens (not the appended pseudo masks and copies),
+  for the loop's ``tokens_per_s``.
+"""
+
+from __future__ import annotations
+
+import torch
+from tokenizers import Tokenizer
+
+from pmlm.data import Corpus, PackedDataset, prepare_corpus
+from pmlm.train.config import TrainConfig
+from pmlm.train.distributed import Dist, rank0_decides
+
+
+class BatchOrder:
+    """Example indices of global micro-step m for this rank: epochs of a DistributedSampler.
+
+    Micro-step m lies in epoch ``m // per_epoch``; the sampler shuffles each epoch with
+    ``seed + epoch``, so any micro-step is found again after a restart without replaying the data.
+    """
+
+    def __init__(self, dataset: PackedDataset, batch_size: int, seed: int, d: Dist) -> None:
+        self.sampler = torch.utils.data.DistributedSampler(
+            dataset, num_replicas=d.world, rank=d.rank, shuffle=True, seed=seed, drop_last=True)
+        self.batch_size = batch_size
+        self.per_epoch = len(self.sampler) // batch_size
+        if self.per_epoch == 0:
+            raise ValueError(f"the training split has {len(dataset)} examples, fewer than one batch "
+                             f"of {batch_size} per process x {d.world} process(es); give more text "
+                             "or lower --batch-size")
+        self._epoch, self._indices = -1, []
+
+    def __call__(self, m: int) -> list[int]:
+        epoch, k = divmod(m, self.per_epoch)
+        if epoch != self._epoch:
+            self.sampler.set_epoch(epoch)
+            self._epoch, self._indices = epoch, list(self.sampler)
+        return self._indices[k * self.batch_size:(k + 1) * self.batch_size]
+
+
+def mask_seed(seed: int, rank: int, micro: int) -> int:
+    """Seed of the masks of micro-step ``micro`` on ``rank`` (distinct for every pair)."""
+    return (seed * 1_000_003 + rank) * 1_000_000_007 + micro
+
+
+class MicroBatches(torch.utils.data.Dataset):
+    """Item m = the collated batch of micro-step m: its examples, masked with seed (seed, rank, m).
+
+    A pure function of m, so DataLoader workers may build batches ahead (``num_workers``) and a
+    resumed run starts at any m with the very batches the uninterrupted run would have seen.
+    """
+
+    def __init__(self, data: PackedDataset, order: BatchOrder, collator, seed: int, rank: int) -> None:
+        self.data, self.order, self.collator, self.seed, self.rank = data, order, collator, seed, rank
+
+    def __len__(self) -> int:
+        return 2**62  # unbounded: the sampler says which micro-steps to build
+
+    def __getitem__(self, micro: int) -> dict[str, torch.Tensor]:
+        self.collator.generator.manual_seed(mask_seed(self.seed, self.rank, micro))
+        batch = self.collator([self.data[i] for i in self.order(micro)])
+        batch["text_tokens"] = (batch["valid"] & (batch["step_ids"] == 0)).sum()  # () context tokens
+        return batch
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def load_corpus(cfg: TrainConfig, tok, d: Dist) -> Corpus:
+    """The packed corpus on every rank, with one tokenizer.
+
+    Without a given tokenizer, rank 0 trains it (WordPiece training is not promised to be
+    deterministic across processes) and sends it to the others, or sends its error so that every
+    rank stops with the same message instead of waiting forever.
+    """
+    def prepare(tokenizer):
+        return prepare_corpus(cfg.dataset, text_column=cfg.text_column, doc_column=cfg.doc_column,
+                              val_fraction=cfg.val_fraction, seed=cfg.seed, max_length=cfg.max_length,
+                              vocab_size=cfg.vocab_size, max_documents=cfg.max_documents,
+                              tokenizer=tokenizer)
+
+    if tok is not None or d.world == 1:
+        return prepare(tok)
+    box = {}
+
+    def train_on_rank0() -> str:
+        box["corpus"] = prepare(None)
+        return box["corpus"].tokenizer.to_str()
+
+    tok_json = rank0_decides(train_on_rank0, d)
+    return box["corpus"] if d.main else prepare(Tokenizer.from_str(tok_json))
