@@ -17,7 +17,11 @@ for a pair), the input format of section 2.2; the pre-training data builds its e
 without special tokens (:mod:`pmlm.data`).
 
 Choices where the paper is silent: ``min_frequency=2`` (a word piece seen once is noise on a small
-corpus); ``[UNK]`` is never masked (:func:`make_collator` lists it with the special ids).
+corpus); ``[UNK]`` is never masked (:func:`make_collator` lists it with the special ids). The
+trainer of ``tokenizers`` learns the same set of word pieces on every run but numbers them in an
+order that changes from run to run (ties between equally frequent merges), so we renumber them:
+special tokens 0..5, then single characters, then ``##`` characters, then longer pieces, each group
+sorted. The same text therefore always gives the same ids, and the same seed the same loss curve.
 """
 
 from __future__ import annotations
@@ -34,6 +38,17 @@ SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[SOS]", "[EOS]", "[MASK]", "[P]"]
 SPECIAL_KEYS = {"pad": "[PAD]", "unk": "[UNK]", "sos": "[SOS]", "eos": "[EOS]", "mask": "[MASK]",
                 "pseudo": "[P]"}
 TOKENIZER_FILE = "tokenizer.json"
+
+
+def canonical_vocabulary(vocab: dict[str, int]) -> dict[str, int]:
+    """Renumber a trained vocabulary deterministically: specials first, then pieces by kind and text.
+
+    WordPiece encodes by greedy longest match, which depends on the set of pieces, not on their ids,
+    so renumbering changes no segmentation.
+    """
+    rest = sorted(set(vocab) - set(SPECIAL_TOKENS),
+                  key=lambda piece: (piece.startswith("##"), len(piece.removeprefix("##")) > 1, piece))
+    return {piece: i for i, piece in enumerate(SPECIAL_TOKENS + rest)}
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int = 8192, *, min_frequency: int = 2,
@@ -61,6 +76,8 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 8192, *, min_frequen
     tok.train_from_iterator(counted(texts), trainer=trainer)
     if seen["chars"] == 0:
         raise ValueError("cannot train a tokenizer on empty text: every training text is blank")
+    tok.model = models.WordPiece(canonical_vocabulary(tok.get_vocab()), unk_token="[UNK]",
+                                 continuing_subword_prefix="##")
     ids = special_ids(tok)
     tok.post_processor = processors.TemplateProcessing(
         single="[SOS] $A [EOS]", pair="[SOS] $A [EOS] $B:1 [EOS]:1",

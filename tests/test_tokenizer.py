@@ -92,3 +92,22 @@ def test_bad_files_fail_clearly(tmp_path, tok):
     plain.save(str(tmp_path / "plain.json"))
     with pytest.raises(ValueError, match=r"no \[PAD\] token"):
         load_tokenizer(tmp_path / "plain.json")
+
+
+def test_training_twice_gives_the_same_ids(paragraphs, tok):
+    again = train_tokenizer(paragraphs[0], vocab_size=3000)
+    assert again.get_vocab() == tok.get_vocab()  # the trainer alone numbers ties differently per run
+    vocab = tok.get_vocab()
+    assert [vocab[t] for t in SPECIAL_TOKENS] == list(range(len(SPECIAL_TOKENS)))
+
+
+def test_renumbering_changes_no_segmentation(paragraphs, tok):
+    import random
+
+    pieces = list(tok.get_vocab())
+    random.Random(0).shuffle(pieces)
+    shuffled = Tokenizer.from_str(tok.to_str())
+    shuffled.model = models.WordPiece({p: i for i, p in enumerate(pieces)}, unk_token="[UNK]",
+                                      continuing_subword_prefix="##")
+    for text in paragraphs[1][:100]:
+        assert shuffled.encode(text).tokens == tok.encode(text).tokens
