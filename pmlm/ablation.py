@@ -112,8 +112,8 @@ ABLATION_PRESETS = {
                           classify=ClassifyConfig(lr=1e-3, epochs=1, eval_limit=600),
                           seq2seq=Seq2SeqConfig(lr=1e-3, max_steps=400, max_source_len=40, max_target_len=40,
                                                 eval_limit=150, decode=DecodeConfig(beam_size=1, max_length=40))),
-    # one GPU, estimated under an hour for 6 x 3 runs (not measured: no GPU was at hand when this
-    # was written): the small model (4 layers, 256 hidden), 1,200 steps of 64 x 128 tokens
+    # one GPU, estimated under an hour for 6 x 3 runs (not yet measured): the small model
+    # (4 layers, 256 hidden), 1,200 steps of 64 x 128 tokens
     "gpu": AblationPreset(model="small", steps=1200, batch_size=64, max_length=128, lr=5e-4,
                           warmup_steps=120, seeds=(0, 1, 2),
                           classify=ClassifyConfig(lr=1e-4, epochs=2),

@@ -76,7 +76,8 @@ class PMLMConfig:
 
 
 PRESETS: dict[str, PMLMConfig] = {
-    # CPU and CI: trains for a few minutes on 2 cores and still learns frequent words.
+    # CPU and CI: the `tiny` pre-training preset trains it in a few minutes on 2 cores, far enough
+    # to leave the unigram plateau (docs/training.md).
     "tiny": PMLMConfig(hidden_size=128, num_layers=2, num_heads=2, intermediate_size=512,
                        max_positions=128, dropout=0.1, attention_dropout=0.0),
     # One GPU, minutes: the size of the performance targets (4 layers, 256 hidden, 4 heads).

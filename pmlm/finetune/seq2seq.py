@@ -23,7 +23,7 @@ Options and choices (s2s-ft's, unless marked ours):
   per step.
 * Word drop: each *visible* real target token is replaced by ``[MASK]`` with probability
   ``word_drop``, so the model cannot lean on copying the previous token (s2s-ft keeps or randomises
-  a share too; we only mask, as the brief asks). Labels are never dropped.
+  a share too; we only mask). Labels are never dropped.
 * Label smoothing 0.1 with PyTorch's ``cross_entropy(label_smoothing=...)``: its uniform share
   covers all V tokens; s2s-ft's KL form leaves out ``[PAD]`` (a difference of 1/V, ours to note).
 * Pairs that do not fit ``max_source_len`` / ``max_target_len`` are *left out* of training and

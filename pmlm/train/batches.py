@@ -12,8 +12,8 @@ Choices where the paper is silent, and why:
   (:class:`BatchOrder`): any micro-step is found again after a restart without replaying the data.
   A batch is thus a pure function of m (:class:`MicroBatches`), and DataLoader workers may build
   batches ahead.
-* Without a given tokenizer, rank 0 trains it and sends it to the others (:func:`load_corpus`):
-  WordPiece training is not promised to be deterministic across processes.
+* Without a given tokenizer, rank 0 trains it once and sends it to the others (:func:`load_corpus`),
+  so that every rank holds the very same tokenizer without training its own.
 * A batch carries ``text_tokens``, its context tokens (not the appended pseudo masks and copies),
   for the loop's ``tokens_per_s``.
 """
@@ -86,9 +86,8 @@ def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str,
 def load_corpus(cfg: TrainConfig, tok, d: Dist) -> Corpus:
     """The packed corpus on every rank, with one tokenizer.
 
-    Without a given tokenizer, rank 0 trains it (WordPiece training is not promised to be
-    deterministic across processes) and sends it to the others, or sends its error so that every
-    rank stops with the same message instead of waiting forever.
+    Without a given tokenizer, rank 0 trains it once and sends it to the others, or sends its
+    error so that every rank stops with the same message instead of waiting forever.
     """
     def prepare(tokenizer):
         return prepare_corpus(cfg.dataset, text_column=cfg.text_column, doc_column=cfg.doc_column,

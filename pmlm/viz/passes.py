@@ -6,8 +6,9 @@ partially autoregressive (PAR) loss in one forward pass, where the straightforwa
 counts the tokens of each pass, both ways.
 
 Choice: the notebook encodes text with :func:`word_vocabulary` / :func:`encode_words`, a word
-vocabulary whose ids are the same on every machine, because WordPiece training is not
-deterministic across processes and the notebook's outputs are checked.
+vocabulary that depends on the text and this function alone (a WordPiece vocabulary also depends
+on the trainer of ``tokenizers`` and its version), so that the notebook's checked outputs are the
+same on every machine.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ def word_vocabulary(texts: Sequence[str], size: int = 4000) -> dict[str, int]:
 
     The special tokens come first with the ids :mod:`pmlm.tokenizer` gives them (``[PAD]`` 0 ..
     ``[P]`` 5); ties in count are broken alphabetically. Pre-training uses a WordPiece tokenizer,
-    whose training is not deterministic across processes; the method notebooks use this one so
-    that their checked outputs are the same on every machine.
+    whose pieces also depend on the trainer of ``tokenizers`` and its version; the method
+    notebooks use this one so that their checked outputs are the same on every machine.
     """
     from pmlm.tokenizer import SPECIAL_TOKENS
 
