@@ -1,6 +1,6 @@
 """Shared pieces of the benchmarks: sizes, synthetic batches, the four training steps, timing.
 
-The question every benchmark here answers (PMLM.md section 4, "the physical cost"): what does one
+The question every benchmark here answers: what does one
 pseudo-masked step (AE + PAR in one pass over L = n + 2m tokens) cost next to
 
 * ``mlm``    our own model on the plain n tokens, AE only (BERT's masked LM);
@@ -59,7 +59,7 @@ PAD, UNK, SOS, EOS, MASK, PSEUDO = range(6)
 
 @dataclass
 class Size:
-    """The model and batch of the issue's targets (CPU, 2 threads)."""
+    """The model and batch of the performance targets (CPU, 2 threads; benchmarks/RESULTS.md)."""
 
     batch: int = 16
     n: int = 128  # context length, special tokens included
@@ -197,7 +197,7 @@ def hf_model(size: Size, attn_implementation: str = "sdpa") -> torch.nn.Module:
 
 
 def optimizer(model: torch.nn.Module) -> torch.optim.Optimizer:
-    """The same AdamW for every method (PMLM.md section 6: betas 0.9, 0.98, eps 1e-6, wd 0.01)."""
+    """The same AdamW for every method (section 4.1: betas 0.9, 0.98, eps 1e-6, wd 0.01)."""
     return torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.01)
 
 

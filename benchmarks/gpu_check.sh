@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks of issue 6 in one device call (about 9 minutes at most; every stage has a timeout):
+# The GPU checks of the performance targets in one device call (at most ~9 minutes):
 #   1. the GPU tests (FlexAttention == SDPA, outputs and gradients; a bf16 FlexAttention step),
 #   2. the step benchmark in bf16 with both attention backends, at the size of the CPU targets,
 #   3. the `small` preset of pmlm.train for a fixed number of steps, SDPA then FlexAttention:

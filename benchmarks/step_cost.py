@@ -1,4 +1,4 @@
-"""Training-step cost at the size of the issue's targets: PMLM one pass vs. MLM, naive, HF.
+"""Training-step cost at the size of the performance targets: PMLM one pass vs. MLM, naive, HF.
 
     python benchmarks/step_cost.py                 # targets: n 128, batch 16, 4 x 256, 2 threads
     python benchmarks/step_cost.py --rounds 5      # quicker, noisier
@@ -19,7 +19,7 @@ import torch
 import common
 from common import LABELS, fmt_spread, ratios, spread
 
-TARGETS = [  # (numerator, denominator, bound, sense, what the issue asks)
+TARGETS = [  # (numerator, denominator, bound, sense, what is asked)
     ("pmlm", "hf_mlm", 1.0, "<=", "PMLM one pass no slower than one HF BertForMaskedLM MLM step"),
     ("pmlm", "mlm", 1.45, "<=", "PMLM step <= 1.45x our own MLM step"),
     ("naive", "pmlm", 4.0, ">=", "PMLM one pass at least 4x faster than naive recomputation"),

@@ -1,4 +1,4 @@
-r"""The PMLM self-attention mask (section 3.2, Figs. 4-5; the rule table of PMLM.md section 4).
+r"""The PMLM self-attention mask (section 3.2, Figs. 4-5).
 
 ``mask[..., i, j] == True`` means query token i **may attend** to key token j. Everywhere in this
 package, ``True`` means "may attend".

@@ -31,7 +31,7 @@ class PMLMConfig:
     initializer_range: float = 0.02  # std of the normal init, BERT's value
     # "sdpa" (torch's scaled_dot_product_attention) runs everywhere; "flex" (FlexAttention, CUDA
     # training) skips the blocks of the block-structured PMLM mask that are fully masked, but has no
-    # attention dropout and no backward on the CPU (PMLM.md section 4; docs/performance.md).
+    # attention dropout and no backward on the CPU (docs/performance.md).
     attention_backend: str = "sdpa"
 
     def __post_init__(self) -> None:

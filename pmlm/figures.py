@@ -5,7 +5,7 @@ The method figures are drawn directly from the package, seeded, in a few seconds
 * ``blockwise_masking.png``: Algorithm 1 on the opening of *Pride and Prejudice*, blocks numbered in
   factorization order, with what the context shows after the 80/10/10 replacement (section 3.1.2);
 * ``sampler_histograms.png``: block lengths and masked share over 2,000 draws on 128 tokens, against
-  the paper's 15% and 40% (section 3.1.2, PMLM.md section 2);
+  the paper's 15% and 40% (section 3.1.2);
 * ``replacement.png``: the 80/10/10 replacement measured on 20,000 masked tokens (section 4.1);
 * ``worked_example_mask.png``: the paper's worked example (Figs. 4-5), the full attention matrix;
 * ``leak_paths.png``: the explicit and implicit leaks that the mask blocks, on the worked example;

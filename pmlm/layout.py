@@ -19,7 +19,7 @@ cross entropy ignores.
 
 Choices where the paper is silent:
 
-* The last step's original copies are attended by nobody (PMLM.md section 4), so they change no
+* The last step's original copies are attended by nobody (pmlm/attention.py), so they change no
   output. :func:`build_pmlm_example` keeps them by default, to match the paper's figure; pass
   ``drop_last_originals=True`` (what :class:`pmlm.PMLMCollator` does for training) to save 2-3
   positions per example.

@@ -371,7 +371,7 @@ class PMLMModel(nn.Module):
     def encode_step(self, input_ids: torch.Tensor, position_ids: torch.Tensor,
                     attention_mask: torch.Tensor, segment_ids: torch.Tensor | None = None,
                     past: KVCache | None = None) -> tuple[torch.Tensor, KVCache]:
-        """Incremental ``encode`` for decoding with a key/value cache (PMLM.md section 7).
+        """Incremental ``encode`` for decoding with a key/value cache (section 3.4; as in s2s-ft).
 
         The T new tokens attend to the P cached tokens and to each other as ``attention_mask``
         says: (B, T, P + T) bool, True = may attend, columns [cached tokens, new tokens]. Cached

@@ -16,7 +16,7 @@ def draw(num, n=128, seed=0, **kw):
 
 
 def test_masked_share_and_block_lengths_follow_the_paper():
-    # PMLM.md section 2: on 128 maskable tokens, mean share ~16.5%, ~63% of blocks of length 1
+    # Algorithm 1 (section 3.1.2) on 128 maskable tokens, mean share ~16.5%, ~63% of blocks of length 1
     draws = draw(2000)
     shares = [sum(len(b) for b in blocks) / 128 for blocks in draws]
     lengths = Counter(len(b) for blocks in draws for b in blocks)

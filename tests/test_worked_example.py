@@ -1,4 +1,4 @@
-"""The paper's worked example (Figs. 4-5; PMLM.md sections 3-4), cell by cell."""
+"""The paper's worked example (Figs. 4-5), cell by cell."""
 
 import torch
 

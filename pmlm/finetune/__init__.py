@@ -1,4 +1,4 @@
-"""Fine-tuning a pre-trained PMLM (section 3.4 of the paper; PMLM.md section 7).
+"""Fine-tuning a pre-trained PMLM (section 3.4 of the paper).
 
 * :mod:`pmlm.finetune.data`: the two tasks shipped with the project and their fixed splits
   (Rotten Tomatoes sentiment; King James -> World English Bible verses, held out by book).

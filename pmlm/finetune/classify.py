@@ -1,4 +1,4 @@
-"""Classification fine-tuning (NLU, section 3.4 of the paper; PMLM.md section 7).
+"""Classification fine-tuning (NLU, section 3.4 of the paper).
 
 Input ``[SOS] text [EOS]``, fully bidirectional (every step id 0, so :func:`pmlm.pmlm_attention_mask`
 gives "every real token sees every real token", padding seen by nobody); a classifier on the

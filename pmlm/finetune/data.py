@@ -1,4 +1,4 @@
-"""The two fine-tuning tasks shipped with the project and their fixed splits (PMLM.md section 8).
+"""The two fine-tuning tasks shipped with the project and their fixed splits (sources: pmlm/corpora).
 
 * **Sentiment (NLU)**: Rotten Tomatoes sentences (the source of SST-2), ``fresh`` vs ``rotten``.
   Split by a hash of the sentence text: 10% test, 10% validation, 80% train. A hash, not a

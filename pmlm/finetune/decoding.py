@@ -3,7 +3,7 @@ r"""Decoding a fine-tuned PMLM sequence-to-sequence model: greedy and beam searc
 The model predicts target token :math:`y_t` from the state of a pseudo mask ``[P]`` at position
 :math:`n + t - 1` (``n`` source tokens ``[SOS] s [EOS]``, positions from 0) that sees the source
 and the real target tokens :math:`y_{<t}`, exactly as in fine-tuning (:mod:`pmlm.finetune.seq2seq`).
-As in s2s-ft's decoder (PMLM.md section 7), step t feeds two new tokens::
+As in s2s-ft's decoder, step t feeds two new tokens::
 
     step 1:            [P]@n                        (the source is already in the cache)
     step t > 1:   y_{t-1}@n+t-2   [P]@n+t-1

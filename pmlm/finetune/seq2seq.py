@@ -1,4 +1,4 @@
-"""Sequence-to-sequence fine-tuning with pseudo masks (NLG, section 3.4; PMLM.md section 7).
+"""Sequence-to-sequence fine-tuning with pseudo masks (NLG, section 3.4).
 
 The input is ``[SOS] source [EOS] target [EOS]``: the source is bidirectional context and the
 target is generated left to right. Fine-tuning lays the target out as in pre-training, with every

@@ -21,7 +21,7 @@ import torch
 
 
 def mask_to_text(mask: torch.Tensor, labels: Sequence[str]) -> str:
-    """The 0/1 matrix as text, rows = queries, columns = keys (as printed in PMLM.md)."""
+    """The 0/1 matrix as text, rows = queries, columns = keys."""
     mask = torch.as_tensor(mask).bool()
     w = max(len(s) for s in labels)
     header = " " * w + " " + " ".join(f"{s:>{w}}" for s in labels)
