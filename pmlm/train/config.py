@@ -137,11 +137,11 @@ class TrainConfig:
 
 
 TRAIN_PRESETS: dict[str, TrainConfig] = {
-    # CPU, 4-5 minutes on 2 idle cores (7 minutes of CPU time with one thread): 1,500 steps of
+    # CPU, 5 minutes on 2 idle cores (9.5 minutes of CPU time over two threads): 1,500 steps of
     # 32 x 64 tokens (~3M tokens, 3 passes over the Austen training split). Short examples buy
-    # steps, and steps are what a small model needs to leave the unigram plateau (around step 500
-    # here; a high lr shortens it: 2e-3 gave PAR accuracy 0.126 at the end, 3e-3 0.160); no
-    # dropout, since 3 passes over 0.9M tokens do not overfit 1.5M parameters.
+    # steps, and steps are what a small model needs to leave the unigram plateau (AE within 150
+    # steps here, PAR around 750; a high lr shortens it: 2e-3 gave PAR accuracy 0.126 at the end,
+    # 3e-3 0.160); no dropout, since 3 passes over 0.9M tokens do not overfit 1.5M parameters.
     "tiny": TrainConfig(model="tiny", model_overrides={"dropout": 0.0}, max_length=64, steps=1500,
                         batch_size=32, lr=3e-3, warmup_steps=100, log_every=10, eval_every=150,
                         eval_examples=256, save_every=500, out_dir="runs/tiny"),
