@@ -19,9 +19,10 @@ without special tokens (:mod:`pmlm.data`).
 Choices where the paper is silent: ``min_frequency=2`` (a word piece seen once is noise on a small
 corpus); ``[UNK]`` is never masked (:func:`make_collator` lists it with the special ids). The
 trainer of ``tokenizers`` learns the same set of word pieces on every run but numbers them in an
-order that changes from run to run (ties between equally frequent merges), so we renumber them:
-special tokens 0..5, then single characters, then ``##`` characters, then longer pieces, each group
-sorted. The same text therefore always gives the same ids, and the same seed the same loss curve.
+order that changes from run to run, so we renumber them: special tokens 0..5, then word-initial
+pieces (single characters first), then ``##`` continuation pieces (single characters first), each
+group sorted by text. The same text therefore always gives the same ids, and the same seed the same
+loss curve.
 """
 
 from __future__ import annotations
