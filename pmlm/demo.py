@@ -33,7 +33,7 @@ from pmlm.data import boundary_ids, pack_document, prepare_corpus
 from pmlm.layout import IGNORE_INDEX, build_pmlm_example
 from pmlm.masking import sample_blocks
 from pmlm.tokenizer import make_collator, special_ids
-from pmlm.train import TrainConfig, pretrain, smoke_mode
+from pmlm.train import TrainConfig, describe_device, pretrain, smoke_mode
 
 DEMO_SEED = 0  # masks of the printout and the figure
 
@@ -227,8 +227,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.dataset:
         overrides["dataset"] = args.dataset
     cfg = TrainConfig.preset(preset, **overrides)
-    threads = torch.get_num_threads()
-    device = torch.cuda.get_device_name() if cuda else f"CPU ({threads} thread{'s' * (threads > 1)})"
+    device = describe_device()
     corpus_name = args.dataset or "the bundled Jane Austen novels"
     print(f"== PMLM demo: pre-training the {preset!r} preset on {corpus_name}, "
           f"{cfg.steps} steps on {device}{' [smoke mode]' if smoke_mode() else ''} ==")

@@ -30,8 +30,8 @@ The names below are re-exported here, so ``from pmlm.train import TrainConfig, p
 """
 
 from pmlm.train.config import RESUMABLE_CHANGES, TRAIN_PRESETS, TrainConfig, smoke_mode
-from pmlm.train.distributed import (Dist, broadcast_object, init_distributed, pick_device,
-                                    rank0_decides)
+from pmlm.train.distributed import (Dist, broadcast_object, describe_device, init_distributed,
+                                    pick_device, rank0_decides)
 from pmlm.train.optim import init_for_short_runs, lr_lambda, make_optimizer
 from pmlm.train.batches import BatchOrder, MicroBatches, load_corpus, mask_seed, to_device
 from pmlm.train.evaluation import evaluate
@@ -42,7 +42,7 @@ from pmlm.train.cli import main, parse_args, parse_model_overrides
 
 __all__ = [
     "RESUMABLE_CHANGES", "TRAIN_PRESETS", "BatchOrder", "Dist", "LossModule", "MetricsLog",
-    "MicroBatches", "TrainConfig", "broadcast_object", "check_resumable", "evaluate",
+    "MicroBatches", "TrainConfig", "broadcast_object", "check_resumable", "describe_device", "evaluate",
     "init_distributed", "init_for_short_runs", "load_corpus", "lr_lambda", "main",
     "make_optimizer", "mask_seed", "parse_args", "parse_model_overrides", "pick_device",
     "prepare_run_dir", "pretrain", "rank0_decides", "rng_state", "set_rng_state", "smoke_mode",

@@ -60,6 +60,15 @@ def pick_device(cfg: TrainConfig, local_rank: int) -> torch.device:
     return device
 
 
+def describe_device(device: torch.device | str | None = None) -> str:
+    """What a run prints about where it runs: the GPU's name, or ``"CPU (2 threads)"``."""
+    device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    threads = torch.get_num_threads()
+    return f"CPU ({threads} thread{'s' if threads > 1 else ''})"
+
+
 def rank0_decides(fn: Callable, d: Dist):
     """Run ``fn`` on rank 0 and return its result on every rank; if it fails with a ValueError or
     FileNotFoundError, every rank raises it (instead of waiting forever for rank 0)."""
