@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as `python benchmarks/<name>.py` from a checkout
 
 import pmlm  # noqa: E402
+from pmlm.allocator import describe as describe_malloc, keep_freed_memory  # noqa: E402
 from pmlm.attention import pmlm_attention_mask  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
@@ -90,9 +91,15 @@ def add_size_args(p: argparse.ArgumentParser, default: Size = Size()) -> None:
     p.add_argument("--tiny", action="store_true", help="a seconds-long smoke run (tests use it)")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (targets: 2)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--malloc", choices=("tuned", "default"), default="tuned",
+                   help="tuned: glibc keeps freed memory, as pmlm.train does (pmlm.allocator), for every "
+                        "method alike; default: glibc's own thresholds")
 
 
 def size_from_args(args: argparse.Namespace) -> Size:
+    """The :class:`Size` the flags ask for; also applies ``--malloc`` to this process."""
+    if args.malloc == "tuned":
+        keep_freed_memory()
     if args.tiny:
         return TINY
     return Size(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Size)})
@@ -370,7 +377,7 @@ def machine() -> dict[str, str]:
         pass
     info = {"date": datetime.date.today().isoformat(), "cpu": cpu, "cores": str(os.cpu_count()),
             "threads": str(torch.get_num_threads()), "python": platform.python_version(),
-            "torch": torch.__version__}
+            "torch": torch.__version__, "malloc": describe_malloc()}
     try:
         with open("/proc/loadavg") as f:
             info["load"] = " ".join(f.read().split()[:3])  # 1, 5, 15 min load averages at the start
@@ -385,9 +392,9 @@ def machine() -> dict[str, str]:
 
 
 def machine_line(info: dict[str, str]) -> str:
-    keys = ("cpu", "gpu", "cores", "threads", "load", "python", "torch", "transformers")
+    keys = ("cpu", "gpu", "cores", "threads", "load", "python", "torch", "transformers", "malloc")
     names = {"load": "load avg at start"}
-    return ", ".join(f"{names.get(k, k)} {info[k]}" for k in keys if k in info)
+    return ", ".join(info[k] if k == "malloc" else f"{names.get(k, k)} {info[k]}" for k in keys if k in info)
 
 
 def update_results(section: str, text: str, path: Path = RESULTS) -> None:

@@ -43,7 +43,7 @@ def probe_memory(method: str, size: common.Size, seed: int) -> dict:
 
 def measure_memory(method: str, size: common.Size, args) -> dict | None:
     cmd = [sys.executable, __file__, "--probe-memory", method, "--threads", str(args.threads),
-           "--seed", str(args.seed)]
+           "--seed", str(args.seed), "--malloc", args.malloc]
     for f in dataclasses.fields(common.Size):
         cmd += ["--" + f.name.replace("_", "-"), str(getattr(size, f.name))]
     out = subprocess.run(cmd, capture_output=True, text=True)

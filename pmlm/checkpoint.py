@@ -82,7 +82,7 @@ def config_differences(saved: dict, wanted: dict) -> list[str]:
 
 
 # PMLMConfig fields that pick a kernel, not the function the weights compute: free to differ.
-KERNEL_FIELDS = {"attention_backend"}
+KERNEL_FIELDS = {"attention_backend", "split_context_attention"}
 
 
 def load_model_state(model: PMLMModel, state: dict, where: str = "checkpoint") -> None:

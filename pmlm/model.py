@@ -17,6 +17,10 @@ Two ways to get the losses, which agree (``tests/test_model.py``):
   and the relative position bias, with the mask folded in, is computed once per batch for all
   layers. The collator already drops the last step's original copies, which nobody attends.
 
+With SDPA, the context rows attend the C x C context block only and the appended rows all L keys
+(:class:`ContextSplit`, ``PMLMConfig.split_context_attention``): context rows never see an appended
+token, so the query-key pairs skipped are exactly those the mask blanks out.
+
 Attention backends (``PMLMConfig.attention_backend``): ``"sdpa"`` everywhere; ``"flex"``
 (FlexAttention, compiled on CUDA) builds a block mask from the step ids with the same rule
 (:func:`pmlm.attention.may_attend`), so it skips the blocks that the PMLM mask blanks out (context
@@ -43,7 +47,7 @@ from torch import nn
 
 from pmlm.attention import may_attend
 from pmlm.config import PMLMConfig
-from pmlm.losses import combine, components
+from pmlm.losses import combine, grouped_components
 from pmlm.relpos import RelativePositionBias, relative_position_bucket
 
 
@@ -60,23 +64,30 @@ class SelfAttention(nn.Module):
         """Self-attention output (B, L, H); with ``rows`` (B, R) only for those query rows, (B, R, H).
 
         ``attn_mask`` is SDPA's mask over (queries, keys): (B, 1|h, L or R, L), bool or the float
-        bias; or :class:`FlexInputs`. Keys and values always come from all L rows.
+        bias; or :class:`ContextSplit` (all L rows) or :class:`FlexInputs`. Keys and values always
+        come from all L rows.
         """
         B, L, H = x.shape
+        h, d = self.h, H // self.h
+        # heads first and contiguous, in one copy: SDPA's math kernel (the CPU's, with dropout) would
+        # otherwise copy each of q, k and v (and each slice that ContextSplit takes) by itself
         if rows is None:
-            q, k, v = self.qkv(x).split(H, dim=-1)  # 3 x (B, L, H)
+            qkv = self.qkv(x).view(B, L, 3, h, d)  # (B, L, 3H) -> (B, L, 3, h, d)
+            q, k, v = qkv.permute(2, 0, 3, 1, 4).contiguous().unbind(0)  # 3 x (B, h, L, d)
         else:  # queries of the R rows only: split the fused projection into its q and kv parts
             w_q, w_kv = self.qkv.weight.split([H, 2 * H])  # (H, H), (2H, H)
             b_q, b_kv = self.qkv.bias.split([H, 2 * H])
-            k, v = F.linear(x, w_kv, b_kv).split(H, dim=-1)  # 2 x (B, L, H)
+            kv = F.linear(x, w_kv, b_kv).view(B, L, 2, h, d)  # (B, L, 2H) -> (B, L, 2, h, d)
+            k, v = kv.permute(2, 0, 3, 1, 4).contiguous().unbind(0)  # 2 x (B, h, L, d)
             q = F.linear(gather_rows(x, rows), w_q, b_q)  # (B, R, H)
-        split_heads = lambda t: t.view(B, t.shape[1], self.h, H // self.h).transpose(1, 2)  # noqa: E731
-        q, k, v = split_heads(q), split_heads(k), split_heads(v)  # (B, h, L or R, d)
+            q = q.view(B, -1, h, d).transpose(1, 2).contiguous()  # (B, R, H) -> (B, h, R, d)
+        dropout_p = self.attention_dropout if self.training else 0.0
         if isinstance(attn_mask, FlexInputs):
             y = attn_mask.attend(q, k, v)  # (B, h, L or R, d); no attention dropout (see PMLMConfig)
+        elif isinstance(attn_mask, ContextSplit):
+            y = attn_mask.attend(q, k, v, dropout_p)  # (B, h, L, d)
         else:
-            y = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=attn_mask, dropout_p=self.attention_dropout if self.training else 0.0)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
         y = y.transpose(1, 2).reshape(B, q.shape[2], H)  # (B, h, L or R, d) -> (B, L or R, H)
         return self.out(y)
 
@@ -172,6 +183,37 @@ def flex_rule(attention_mask: torch.Tensor, step_ids: torch.Tensor | None = None
         return (may_attend(step_ids[b, q], step_ids[b, k]) & vq & vk) | (~vq & (q == k))
 
     return allowed
+
+
+@dataclass
+class ContextSplit:
+    """SDPA masks for a batch whose first C rows may attend only the first C keys.
+
+    In a PMLM batch the first C positions are the context, and context rows never see an appended
+    token (section 3.2): the (L, L) mask is zero in its top-right (C, L - C) block. Attention then
+    splits exactly into the C x C context block (BERT's masked LM) and the L - C appended rows over
+    all L keys, which skips the C (L - C) query-key pairs that the mask blanks out; at L = 1.3 n that
+    is about a fifth of the scores, softmax and attention-dropout work. :meth:`PMLMModel.sdpa_mask`
+    builds it only after checking the blank block on the mask itself.
+    """
+
+    size: int  # C
+    context: torch.Tensor  # (B, 1|h, C, C): bool, or float bias with -inf where the mask is False
+    appended: torch.Tensor  # (B, 1|h, L - C, L)
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float) -> torch.Tensor:
+        """q, k, v (B, h, L, d) -> (B, h, L, d), equal to one SDPA call under the full mask.
+
+        The result is a transposed view of a contiguous (B, L, h, d) tensor, so that the caller's
+        merge of the heads needs no further copy.
+        """
+        C = self.size
+        q_context, q_appended = q.split([C, q.shape[2] - C], dim=2)  # (B, h, C, d), (B, h, L - C, d)
+        top = F.scaled_dot_product_attention(q_context, k[:, :, :C], v[:, :, :C],
+                                             attn_mask=self.context, dropout_p=dropout_p)  # (B, h, C, d)
+        rest = F.scaled_dot_product_attention(q_appended, k, v, attn_mask=self.appended,
+                                              dropout_p=dropout_p)  # (B, h, L - C, d)
+        return torch.cat([top.transpose(1, 2), rest.transpose(1, 2)], dim=1).transpose(1, 2)  # (B, h, L, d)
 
 
 @dataclass
@@ -290,13 +332,46 @@ class PMLMModel(nn.Module):
                              "the tokenizer and PMLMConfig.vocab_size disagree")
 
     def attention_bias(self, position_ids: torch.Tensor, attention_mask: torch.Tensor,
-                       dtype: torch.dtype) -> torch.Tensor:
-        """The mask SDPA gets, once per batch: bool (B, 1, L, L), or the float bias with -inf."""
-        mask = attention_mask.unsqueeze(1)  # (B, L, L) -> (B, 1, L, L), broadcast over heads
+                       dtype: torch.dtype, key_position_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """The mask SDPA gets: bool (B, 1, Lq, Lk), or the float bias with -inf where it is False.
+
+        ``attention_mask`` (B, Lq, Lk) for queries at ``position_ids`` (B, Lq) and keys at
+        ``key_position_ids`` (B, Lk), by default the same tokens.
+        """
+        mask = attention_mask.unsqueeze(1)  # (B, Lq, Lk) -> (B, 1, Lq, Lk), broadcast over heads
         if self.rel_bias is None:
             return mask
-        bias = self.rel_bias(position_ids).to(dtype)  # (B, h, L, L)
+        bias = self.rel_bias(position_ids, key_position_ids).to(dtype)  # (B, h, Lq, Lk)
         return bias.masked_fill(~mask, float("-inf"))
+
+    def context_size(self, attention_mask: torch.Tensor, step_ids: torch.Tensor | None,
+                     valid: torch.Tensor | None) -> int | None:
+        """C for :class:`ContextSplit`, or None when one dense call is needed.
+
+        C is the longest context in the batch (step id 0, not padding; the collators put the context
+        first). The split is used only if the mask itself shows that no row before C may attend a key
+        from C on, so it is exact for any batch; without step ids, or with nothing appended (MLM,
+        L = C), there is nothing to split.
+        """
+        if not self.config.split_context_attention or step_ids is None:
+            return None
+        context = step_ids == 0 if valid is None else (step_ids == 0) & valid  # (B, L)
+        C, L = int(context.sum(1).max()), attention_mask.shape[-1]
+        if C == 0 or C >= L or bool(attention_mask[:, :C, C:].any()):
+            return None
+        return C
+
+    def sdpa_mask(self, position_ids: torch.Tensor, attention_mask: torch.Tensor, dtype: torch.dtype,
+                  step_ids: torch.Tensor | None = None,
+                  valid: torch.Tensor | None = None) -> "torch.Tensor | ContextSplit":
+        """What every layer's SDPA gets, once per batch: the dense mask, or its two live blocks."""
+        C = self.context_size(attention_mask, step_ids, valid)
+        if C is None:
+            return self.attention_bias(position_ids, attention_mask, dtype)  # (B, 1|h, L, L)
+        return ContextSplit(
+            C, self.attention_bias(position_ids[:, :C], attention_mask[:, :C, :C], dtype),  # (B, 1|h, C, C)
+            self.attention_bias(position_ids[:, C:], attention_mask[:, C:], dtype,
+                                key_position_ids=position_ids))  # (B, 1|h, L - C, L)
 
     def flex_inputs(self, position_ids: torch.Tensor, allowed: Callable,
                     queries: torch.Tensor | None = None) -> FlexInputs:
@@ -349,7 +424,7 @@ class PMLMModel(nn.Module):
             allowed = flex_rule(attention_mask, step_ids, valid)
             attn_mask = self.flex_inputs(position_ids, allowed)
         else:
-            attn_mask = self.attention_bias(position_ids, attention_mask, x.dtype)  # (B, 1|h, L, L)
+            attn_mask = self.sdpa_mask(position_ids, attention_mask, x.dtype, step_ids, valid)
         if rows is None:
             for layer in self.layers:
                 x = layer(x, attn_mask)
@@ -359,8 +434,11 @@ class PMLMModel(nn.Module):
             x = layer(x, attn_mask)
         if isinstance(attn_mask, FlexInputs):
             top_mask = self.flex_inputs(position_ids, allowed, queries=index)
-        else:  # the mask rows of the R queries: (B, 1|h, L, L) -> (B, 1|h, R, L)
-            top_mask = attn_mask.gather(2, index[:, None, :, None].expand(-1, attn_mask.shape[1], -1, x.shape[1]))
+        else:  # the mask rows of the R queries and their bias against all L keys: (B, 1|h, R, L)
+            L = x.shape[1]
+            top_rows = attention_mask.gather(1, index.unsqueeze(2).expand(-1, -1, L))  # (B, R, L)
+            top_mask = self.attention_bias(position_ids.gather(1, index), top_rows, x.dtype,
+                                           key_position_ids=position_ids)
         x = self.layers[-1](x, top_mask, index)  # (B, R, H)
         return x[slot]  # (N, H)
 
@@ -426,9 +504,9 @@ class PMLMModel(nn.Module):
         hidden = self.encode(batch["input_ids"], batch["position_ids"], batch["attention_mask"],
                              batch.get("segment_ids"), rows=rows, step_ids=batch.get("step_ids"),
                              valid=batch.get("valid"))  # (N, H), in the order of x[rows]
-        out = {}
-        for name in ("ae", "par"):
-            logits = self.head(hidden[labelled[name][rows]])  # (N_name, V): this objective's rows
-            out[name] = components(logits, batch[f"{name}_labels"][labelled[name]])
-        return combine(out, objective)
+        labels = torch.where(labelled["ae"], batch["ae_labels"], batch["par_labels"])[rows]  # (N,)
+        is_ae = labelled["ae"][rows]  # (N,) True for an AE row, False for a PAR row
+        # one projection of all N rows: the vocabulary matrix is read once and the two objectives'
+        # rows share each matrix product
+        return combine(grouped_components(self.head(hidden), labels, {"ae": is_ae, "par": ~is_ae}), objective)
 

@@ -169,3 +169,70 @@ def test_config_rejects_bad_values():
     with pytest.raises(ValueError, match="unknown model preset"):
         pmlm.PMLMConfig.preset("huge")
     assert pmlm.PMLMConfig.preset("tiny", vocab_size=100).vocab_size == 100
+
+
+def same_weights(model, **overrides):
+    """A copy of ``model`` with config fields changed (kernel choices only) and the same weights."""
+    from dataclasses import replace
+    other = pmlm.PMLMModel(replace(model.config, **overrides)).eval()
+    other.load_state_dict(model.state_dict())
+    return other
+
+
+def loss_and_grads(model, batch):
+    model.zero_grad()
+    out = model.loss(batch)
+    out["loss"].backward()
+    return out, [p.grad.clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("equal_lengths", [True, False])
+def test_context_split_equals_one_dense_call(tiny_model, collator, real_ids, equal_lengths):
+    """Context rows over the C x C block plus appended rows over all keys == one (L, L) call."""
+    n = min(len(s) for s in real_ids)
+    seqs = [s[:n] for s in real_ids] if equal_lengths else real_ids
+    batch = collator(seqs)
+    C = tiny_model.context_size(batch["attention_mask"], batch["step_ids"], batch["valid"])
+    if equal_lengths:
+        assert C == n  # the split is taken: every context is the first n positions
+    model = tiny_model.double()  # float64: the two ways may differ only by rounding
+    dense = same_weights(model, split_context_attention=False).double()
+    assert dense.context_size(batch["attention_mask"], batch["step_ids"], batch["valid"]) is None
+    split_out, split_grads = loss_and_grads(model, batch)
+    dense_out, dense_grads = loss_and_grads(dense, batch)
+    for key in dense_out:
+        torch.testing.assert_close(split_out[key], dense_out[key], rtol=1e-12, atol=1e-12)
+    for a, b in zip(split_grads, dense_grads):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    args = (batch["input_ids"], batch["position_ids"], batch["attention_mask"], batch["segment_ids"])
+    with torch.no_grad():
+        hidden = model.encode(*args, step_ids=batch["step_ids"], valid=batch["valid"])  # (B, L, H)
+        torch.testing.assert_close(hidden, dense.encode(*args), rtol=1e-12, atol=1e-12)
+
+
+def test_context_split_only_where_the_mask_allows_it(tiny_model, collator, real_ids):
+    n = min(len(s) for s in real_ids)
+    batch = collator([s[:n] for s in real_ids])
+    mask, steps, valid = batch["attention_mask"], batch["step_ids"], batch["valid"]
+    assert tiny_model.context_size(mask, steps, valid) == n
+    leaky = mask.clone()
+    leaky[1, 0, n] = True  # one context row that may see an appended token: no split
+    assert tiny_model.context_size(leaky, steps, valid) is None
+    assert tiny_model.context_size(mask, None, valid) is None  # without step ids: no split
+    mlm = pmlm.PMLMCollator(mask_id=collator.mask_id, pseudo_id=collator.pseudo_id, pad_id=collator.pad_id,
+                            vocab_size=collator.vocab_size, objective="ae")([s[:n] for s in real_ids])
+    assert tiny_model.context_size(mlm["attention_mask"], mlm["step_ids"], mlm["valid"]) is None  # L = n
+
+
+def test_context_split_keeps_the_relative_bias_gradient(tiny_model, collator, real_ids):
+    """The bias table gets its gradient through both blocks and the top layer's rows."""
+    n = min(len(s) for s in real_ids)
+    batch = collator([s[:n] for s in real_ids])
+    model = tiny_model.double()
+    _, grads = loss_and_grads(model, batch)
+    names = [name for name, _ in model.named_parameters()]
+    table = grads[names.index("rel_bias.table.weight")]
+    assert table.abs().sum() > 0
+    dense = same_weights(model, split_context_attention=False).double()
+    _, dense_grads = loss_and_grads(dense, batch)
+    torch.testing.assert_close(table, dense_grads[names.index("rel_bias.table.weight")], rtol=1e-10, atol=1e-12)

@@ -60,6 +60,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--init", choices=("fast", "bert"),
                    help="fast: our start for short runs (default); bert: the model's BERT init")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None, help="no progress bar")
+    p.add_argument("--default-malloc", dest="keep_freed_memory", action="store_false", default=None,
+                   help="leave glibc's malloc thresholds alone (see pmlm.allocator)")
     args = vars(p.parse_args(argv))
     preset = args.pop("preset")
     overrides_list = args.pop("model_overrides")

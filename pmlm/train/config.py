@@ -74,6 +74,9 @@ class TrainConfig:
     overwrite: bool = False  # allow starting afresh over an existing run in out_dir
     progress: bool = True  # a tqdm progress bar on rank 0
     num_workers: int = 0  # DataLoader workers building masked batches ahead; 0 = in this process
+    # CPU speed: glibc keeps freed tensor memory instead of handing it back and page-faulting it in
+    # again every step (pmlm.allocator; measured 0.1-0.2 s of a 0.8 s PMLM step on the CPU)
+    keep_freed_memory: bool = True
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)
@@ -154,4 +157,5 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
 
 # Fields a resumed run may change; any other difference from the checkpoint is refused.
 RESUMABLE_CHANGES = {"steps", "log_every", "eval_every", "save_every", "device", "resume",
-                     "overwrite", "progress", "out_dir", "eval_examples", "num_workers"}
+                     "overwrite", "progress", "out_dir", "eval_examples", "num_workers",
+                     "keep_freed_memory"}

@@ -32,6 +32,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from pmlm.allocator import keep_freed_memory
 from pmlm.checkpoint import (CHECKPOINT_FILE, METRICS_FILE, checkpoint_tokenizer, load_model_state,
                              read_checkpoint, save_checkpoint)
 from pmlm.data import unigram_baseline, unigram_log_probs
@@ -77,6 +78,8 @@ def pretrain(cfg: TrainConfig, on_step: Callable | None = None) -> Path:
 
 def _pretrain(cfg: TrainConfig, d: Dist, on_step: Callable | None) -> Path:
     device = pick_device(cfg, d.local_rank)
+    if cfg.keep_freed_memory and device.type == "cpu":
+        keep_freed_memory()  # no page faults for memory a step frees (pmlm.allocator)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     autocast = cfg.bf16 and device.type == "cuda"
