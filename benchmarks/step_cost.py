@@ -7,7 +7,8 @@
 
 All methods run on the same sequences and the same sampled masks (see ``common.py``), interleaved
 round by round; every ratio is taken within a round and reported as median [quartiles] (range).
-On a GPU: ``--device cuda --dtype bfloat16 --backends sdpa,flex`` adds a PMLM row per backend.
+On a GPU: ``--device cuda --dtype bfloat16 --backends sdpa,flex`` adds a PMLM row per backend;
+``--backends sdpa,dense`` measures the context-block split against one dense (L, L) attention call.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ def main(argv=None) -> dict:
     p.add_argument("--methods", default=",".join(common.METHODS), help="comma-separated subset")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default=None, choices=[None, "bfloat16", "float16"], help="autocast dtype")
-    p.add_argument("--backends", default="sdpa", help="attention backends for the PMLM rows: sdpa,flex")
+    p.add_argument("--backends", default="sdpa",
+                   help="attention backends for the PMLM rows: sdpa,flex; dense = SDPA in one (L, L) call, "
+                        "without the context-block split")
     p.add_argument("--mfu", action="store_true",
                    help="count each method's FLOPs per step; report TFLOP/s, tokens/s and (GPU) MFU")
     p.add_argument("--write", action="store_true", help="update a section of RESULTS.md")
@@ -60,8 +63,10 @@ def main(argv=None) -> dict:
         if m == "pmlm":
             for backend in args.backends.split(","):
                 name = "pmlm" if backend == "sdpa" else f"pmlm_{backend}"
+                overrides = ({"split_context_attention": False} if backend == "dense"
+                             else {"attention_backend": backend})
                 steps[name] = common.build_step(m, size, batches, seed=args.seed, device=args.device, dtype=dtype,
-                                                config_overrides={"attention_backend": backend})
+                                                config_overrides=overrides)
         else:
             steps[m] = common.build_step(m, size, batches, seed=args.seed, device=args.device, dtype=dtype)
     cpu: dict[str, list[float]] = {}
@@ -69,7 +74,8 @@ def main(argv=None) -> dict:
     info = common.machine()
     flops = {}
     if args.mfu:  # model FLOPs: the flex rows count as their SDPA twin (same math, dense count)
-        counted = {name: common.count_flops(step) for name, step in steps.items() if not name.startswith("pmlm_")}
+        counted = {name: common.count_flops(step) for name, step in steps.items()
+                   if not name.startswith("pmlm_") or name == "pmlm_dense"}
         flops = {name: counted.get(name, counted.get("pmlm")) for name in steps}
         flops = {name: f for name, f in flops.items() if f}
 

@@ -8,8 +8,9 @@ Buckets (T5, ``relative_position_bucket``): half of the buckets for keys after t
 keys before it; within each half the first ``num_buckets / 4`` distances get a bucket each, larger
 distances share logarithmically wider buckets up to ``max_distance``, and beyond that the last one.
 
-Choice (as in the official s2s-ft code): one bias table shared by all layers, so the (B, h, L, L)
-bias is computed once per batch and reused in every layer (:meth:`pmlm.PMLMModel.attention_bias`).
+Choice (as in the official s2s-ft code): one bias table shared by all layers, so the bias is
+computed once per batch and reused in every layer (:meth:`pmlm.PMLMModel.sdpa_mask`: the
+(B, h, L, L) bias, or only its two live blocks when the context rows attend the context alone).
 """
 
 from __future__ import annotations
