@@ -49,7 +49,7 @@ EOF
 
 if [ -n "${GPU_CHECK_CPU:-}" ]; then  # the CPU-runnable parts, at smoke sizes
   stage tests 300 "$PY" -m pytest -q -rs -p no:cacheprovider tests/test_backends.py
-  stage step_cost 300 "$PY" benchmarks/step_cost.py --tiny --threads 2 --rounds 2 --warmup 1 --mfu \
+  stage step_cost 300 "$PY" benchmarks/step_cost.py --tiny --threads 2 --rounds 2 --warmup 1 --mfu --backends sdpa,dense \
     --json "$OUT/step_cost.json"
   stage train_sdpa 300 env PMLM_SMOKE=1 "$PY" benchmarks/train_throughput.py --device cpu --steps 4 \
     --log-every 2 --out-dir "$TMP/sdpa"
@@ -59,8 +59,9 @@ else
   stage tests 150 bash -c "'$PY' -m pytest -q -rs -p no:cacheprovider tests/test_backends.py && \
     { '$PY' -m pytest -q -rs -p no:cacheprovider -m gpu tests --continue-on-collection-errors \
       --deselect tests/test_backends.py || echo 'other gpu tests: exit' \$?; }"
-  # 2. the step benchmark, bf16, both backends (attention dropout 0: FlexAttention has none)
-  stage step_cost 120 "$PY" benchmarks/step_cost.py --device cuda --dtype bfloat16 --backends sdpa,flex \
+  # 2. the step benchmark, bf16: SDPA with the context split, in one dense call, and FlexAttention
+  #    (attention dropout 0: FlexAttention has none)
+  stage step_cost 120 "$PY" benchmarks/step_cost.py --device cuda --dtype bfloat16 --backends sdpa,dense,flex \
     --attention-dropout 0.0 --rounds 15 --warmup 3 --threads 8 --mfu --json "$OUT/step_cost.json"
   # 3. the small preset: SDPA, then FlexAttention with the tokenizer of the first run
   stage train_sdpa 90 "$PY" benchmarks/train_throughput.py --steps 150 --backend sdpa --out-dir "$TMP/sdpa"
