@@ -50,7 +50,7 @@ def grouped_components(logits: torch.Tensor, labels: torch.Tensor,
     for name, rows in groups.items():
         count = rows.sum()
         denom = count.clamp(min=1)
-        out[name] = {"loss": (per_row * rows).sum() / denom,
+        out[name] = {"loss": torch.where(rows, per_row, 0.0).sum() / denom,  # where: a NaN elsewhere stays out
                      "acc": ((correct & rows).sum().float() / denom).detach(), "count": count.detach()}
     return out
 
