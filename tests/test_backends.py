@@ -2,14 +2,13 @@
 layer on labelled rows only, and the FlexAttention backend against SDPA (forward on the CPU; forward
 and gradients on a GPU, skipped without one: ``pytest -m gpu`` on a CUDA machine)."""
 
-import dataclasses
-
 import pytest
 import torch
 
 import pmlm
 from pmlm.model import row_index
 from pmlm.relpos import RelativePositionBias, relative_position_bucket
+from random_models import twin
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -18,13 +17,6 @@ def config(vocab, **kw):
     base = dict(vocab_size=len(vocab), hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64,
                 max_positions=64, dropout=0.0, attention_dropout=0.0, initializer_range=0.3)
     return pmlm.PMLMConfig(**{**base, **kw})
-
-
-def twin(model, **kw):
-    """A copy of ``model`` with the same weights and config fields ``kw`` changed."""
-    other = pmlm.PMLMModel(dataclasses.replace(model.config, **kw))
-    other.load_state_dict(model.state_dict())
-    return other.train(model.training)
 
 
 def test_relative_bias_by_distance_equals_bucketing_every_pair():

@@ -6,6 +6,7 @@ import torch
 
 import pmlm
 from pmlm.attention import pmlm_attention_mask
+from random_models import twin
 
 
 @pytest.fixture
@@ -171,14 +172,6 @@ def test_config_rejects_bad_values():
     assert pmlm.PMLMConfig.preset("tiny", vocab_size=100).vocab_size == 100
 
 
-def same_weights(model, **overrides):
-    """A copy of ``model`` with config fields changed (kernel choices only) and the same weights."""
-    from dataclasses import replace
-    other = pmlm.PMLMModel(replace(model.config, **overrides)).eval()
-    other.load_state_dict(model.state_dict())
-    return other
-
-
 def loss_and_grads(model, batch):
     model.zero_grad()
     out = model.loss(batch)
@@ -196,7 +189,7 @@ def test_context_split_equals_one_dense_call(tiny_model, collator, real_ids, equ
     if equal_lengths:
         assert C == n  # the split is taken: every context is the first n positions
     model = tiny_model.double()  # float64: the two ways may differ only by rounding
-    dense = same_weights(model, split_context_attention=False).double()
+    dense = twin(model, split_context_attention=False).double()
     assert dense.context_size(batch["attention_mask"], batch["step_ids"], batch["valid"]) is None
     split_out, split_grads = loss_and_grads(model, batch)
     dense_out, dense_grads = loss_and_grads(dense, batch)
@@ -233,6 +226,6 @@ def test_context_split_keeps_the_relative_bias_gradient(tiny_model, collator, re
     names = [name for name, _ in model.named_parameters()]
     table = grads[names.index("rel_bias.table.weight")]
     assert table.abs().sum() > 0
-    dense = same_weights(model, split_context_attention=False).double()
+    dense = twin(model, split_context_attention=False).double()
     _, dense_grads = loss_and_grads(dense, batch)
     torch.testing.assert_close(table, dense_grads[names.index("rel_bias.table.weight")], rtol=1e-10, atol=1e-12)
