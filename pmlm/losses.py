@@ -29,22 +29,18 @@ def components(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Te
     """Mean cross entropy, accuracy and count of the labelled rows; logits (..., V), labels (...)."""
     logits = logits.reshape(-1, logits.shape[-1])  # (..., V) -> (N, V)
     labels = labels.reshape(-1)  # (...) -> (N,)
-    keep = labels != IGNORE_INDEX
-    count = keep.sum()
-    total = F.cross_entropy(logits.float(), labels, ignore_index=IGNORE_INDEX, reduction="sum")
-    correct = ((logits.argmax(-1) == labels) & keep).sum()
-    denom = count.clamp(min=1)
-    return {"loss": total / denom, "acc": (correct.float() / denom).detach(), "count": count.detach()}
+    return grouped_components(logits, labels, {"labelled": labels != IGNORE_INDEX})["labelled"]
 
 
 def grouped_components(logits: torch.Tensor, labels: torch.Tensor,
                        groups: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
     """:func:`components` of several groups of rows of one (N, V) logits matrix, without copying it.
 
-    ``labels`` (N,) has a label on every row; ``groups`` maps a name to an (N,) bool row selection.
-    Each group's dict equals ``components(logits[rows], labels[rows])`` (``tests/test_losses.py``).
+    ``labels`` (N,), ``IGNORE_INDEX`` outside the groups; ``groups`` maps a name to an (N,) bool row
+    selection. Each group's dict equals ``components(logits[rows], labels[rows])``
+    (``tests/test_losses.py``).
     """
-    per_row = F.cross_entropy(logits.float(), labels, reduction="none")  # (N,)
+    per_row = F.cross_entropy(logits.float(), labels, ignore_index=IGNORE_INDEX, reduction="none")  # (N,)
     correct = logits.argmax(-1) == labels  # (N,)
     out = {}
     for name, rows in groups.items():
