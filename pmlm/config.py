@@ -29,6 +29,9 @@ class PMLMConfig:
     attention_dropout: float = 0.1  # dropout on attention probabilities, as in BERT
     layer_norm_eps: float = 1e-12  # BERT's value
     initializer_range: float = 0.02  # std of the normal init, BERT's value
+    # "post": LayerNorm after each residual sum, as BERT and the paper; "pre": before each sublayer,
+    # plus one after the last layer (pmlm.layers), an option for short runs at high learning rates
+    norm: str = "post"
     # "sdpa" (torch's scaled_dot_product_attention) runs everywhere; "flex" (FlexAttention, CUDA
     # training) skips the blocks of the block-structured PMLM mask that are fully masked, but has no
     # attention dropout and no backward on the CPU (docs/performance.md).
@@ -54,6 +57,8 @@ class PMLMConfig:
         for name in ("dropout", "attention_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"PMLMConfig.{name} must lie in [0, 1), got {getattr(self, name)}")
+        if self.norm not in ("post", "pre"):
+            raise ValueError(f"norm must be 'post' (BERT, the paper) or 'pre', got {self.norm!r}")
         if self.attention_backend not in ("sdpa", "flex"):
             raise ValueError(f"attention_backend must be 'sdpa' or 'flex', got {self.attention_backend!r}")
         if self.attention_backend == "flex" and self.attention_dropout:

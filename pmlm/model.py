@@ -2,8 +2,9 @@
 
 Embeddings are token + learned absolute position + segment (section 2.2), then LayerNorm and
 dropout; the position is the *reused* position id, so ``[M]``, ``[P]`` and the original copy of a
-token all embed its place in the text. Each layer is post-LayerNorm self-attention and a GELU FFN,
-as in BERT, which UniLMv2 initialises from. Attention goes through
+token all embed its place in the text. Each layer (:mod:`pmlm.layers`) is post-LayerNorm
+self-attention and a GELU FFN, as in BERT, which UniLMv2 initialises from (pre-LN is an option,
+``PMLMConfig.norm``). Attention goes through
 ``torch.nn.functional.scaled_dot_product_attention`` with the PMLM mask (True = may attend) folded
 into the relative position bias. The output layer is BERT's MLM head with the softmax weights tied
 to the token embeddings (Eqs. 4-5).
@@ -18,7 +19,7 @@ Two ways to get the losses, which agree (``tests/test_model.py``):
   layers. The collator already drops the last step's original copies, which nobody attends.
 
 With SDPA, the context rows attend the C x C context block only and the appended rows all L keys
-(:class:`ContextSplit`, ``PMLMConfig.split_context_attention``): context rows never see an appended
+(:class:`pmlm.kernels.ContextSplit`, ``PMLMConfig.split_context_attention``): context rows never see an appended
 token, so the query-key pairs skipped are exactly those the mask blanks out.
 
 Attention backends (``PMLMConfig.attention_backend``): ``"sdpa"`` everywhere; ``"flex"``
@@ -28,7 +29,7 @@ rows x appended columns, later steps), and adds the relative bias in a ``score_m
 has no backward on the CPU: there ``"flex"`` runs only without gradients (a forward check).
 
 Incremental decoding (fine-tuned seq2seq, :mod:`pmlm.finetune.decoding`): ``encode_step`` encodes T
-new tokens against a :class:`KVCache` of earlier tokens' per-layer keys and values, with the
+new tokens against a :class:`pmlm.kvcache.KVCache` of earlier tokens' per-layer keys and values, with the
 relative bias computed from the position ids of the new queries and all keys; it always uses SDPA.
 
 Choices where the paper is silent: attention dropout is a separate knob (CPU SDPA takes a slower
@@ -39,253 +40,20 @@ is, without a float bias. A learned bias that needs a gradient keeps CPU SDPA on
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from pmlm.attention import may_attend
 from pmlm.config import PMLMConfig
+from pmlm.kernels import ContextSplit, FlexInputs, flex_attention_function, flex_rule
+from pmlm.kvcache import KVCache
+from pmlm.layers import Layer, MLMHead, SelfAttention
 from pmlm.losses import combine, grouped_components
 from pmlm.relpos import RelativePositionBias, relative_position_bucket
+from pmlm.rows import gather_rows, row_index
 
-
-class SelfAttention(nn.Module):
-    def __init__(self, config: PMLMConfig) -> None:
-        super().__init__()
-        self.h = config.num_heads
-        self.qkv = nn.Linear(config.hidden_size, 3 * config.hidden_size)
-        self.out = nn.Linear(config.hidden_size, config.hidden_size)
-        self.attention_dropout = config.attention_dropout
-
-    def forward(self, x: torch.Tensor, attn_mask: "torch.Tensor | FlexInputs",
-                rows: torch.Tensor | None = None) -> torch.Tensor:
-        """Self-attention output (B, L, H); with ``rows`` (B, R) only for those query rows, (B, R, H).
-
-        ``attn_mask`` is SDPA's mask over (queries, keys): (B, 1|h, L or R, L), bool or the float
-        bias; or :class:`ContextSplit` (all L rows) or :class:`FlexInputs`. Keys and values always
-        come from all L rows.
-        """
-        B, L, H = x.shape
-        h, d = self.h, H // self.h
-        # heads first and contiguous, in one copy: SDPA's math kernel (the CPU's, with dropout) would
-        # otherwise copy each of q, k and v (and each slice that ContextSplit takes) by itself
-        if rows is None:
-            qkv = self.qkv(x).view(B, L, 3, h, d)  # (B, L, 3H) -> (B, L, 3, h, d)
-            q, k, v = qkv.permute(2, 0, 3, 1, 4).contiguous().unbind(0)  # 3 x (B, h, L, d)
-        else:  # queries of the R rows only: split the fused projection into its q and kv parts
-            w_q, w_kv = self.qkv.weight.split([H, 2 * H])  # (H, H), (2H, H)
-            b_q, b_kv = self.qkv.bias.split([H, 2 * H])
-            kv = F.linear(x, w_kv, b_kv).view(B, L, 2, h, d)  # (B, L, 2H) -> (B, L, 2, h, d)
-            k, v = kv.permute(2, 0, 3, 1, 4).contiguous().unbind(0)  # 2 x (B, h, L, d)
-            q = F.linear(gather_rows(x, rows), w_q, b_q)  # (B, R, H)
-            q = q.view(B, -1, h, d).transpose(1, 2).contiguous()  # (B, R, H) -> (B, h, R, d)
-        dropout_p = self.attention_dropout if self.training else 0.0
-        if isinstance(attn_mask, FlexInputs):
-            y = attn_mask.attend(q, k, v)  # (B, h, L or R, d); no attention dropout (see PMLMConfig)
-        elif isinstance(attn_mask, ContextSplit):
-            y = attn_mask.attend(q, k, v, dropout_p)  # (B, h, L, d)
-        else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
-        y = y.transpose(1, 2).reshape(B, q.shape[2], H)  # (B, h, L or R, d) -> (B, L or R, H)
-        return self.out(y)
-
-    def step(self, x: torch.Tensor, attn_mask: torch.Tensor,
-             past: tuple[torch.Tensor, torch.Tensor] | None = None
-             ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """Incremental attention (decoding): T new tokens attend to P cached keys/values and to themselves.
-
-        ``past`` is None or the cached (k, v), each (B, h, P, d); ``attn_mask`` is (B, 1|h, T, P + T)
-        over the columns [cached tokens, new tokens]. Returns the output (B, T, H) and the new tokens'
-        own (k, v), each (B, h, T, d), for the caller to cache.
-        """
-        B, T, H = x.shape
-        q, k, v = self.qkv(x).split(H, dim=-1)  # 3 x (B, T, H)
-        q, k, v = (t.view(B, T, self.h, H // self.h).transpose(1, 2) for t in (q, k, v))  # (B, h, T, d)
-        keys, values = (k, v) if past is None else (torch.cat([past[0], k], 2), torch.cat([past[1], v], 2))
-        y = F.scaled_dot_product_attention(  # keys, values: (B, h, P + T, d)
-            q, keys, values, attn_mask=attn_mask, dropout_p=self.attention_dropout if self.training else 0.0)
-        return self.out(y.transpose(1, 2).reshape(B, T, H)), (k, v)  # (B, h, T, d) -> (B, T, H)
-
-
-class Layer(nn.Module):
-    """Post-LN transformer layer (BERT): x = LN(x + Attn(x)); x = LN(x + FFN(x))."""
-
-    def __init__(self, config: PMLMConfig) -> None:
-        super().__init__()
-        self.attention = SelfAttention(config)
-        self.ln1 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.ffn = nn.Sequential(nn.Linear(config.hidden_size, config.intermediate_size), nn.GELU(),
-                                 nn.Linear(config.intermediate_size, config.hidden_size))
-        self.ln2 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.dropout)
-
-    def forward(self, x: torch.Tensor, attn_mask: "torch.Tensor | FlexInputs",
-                rows: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, L, H) -> (B, L, H); with ``rows`` (B, R) only those rows' outputs, (B, R, H).
-
-        Everything after attention works row by row, so the R rows need the keys and values of all
-        L rows but nothing else: the top layer of the fast loss path computes only labelled rows.
-        """
-        y = x if rows is None else gather_rows(x, rows)  # (B, L or R, H) residual stream
-        y = self.ln1(y + self.dropout(self.attention(x, attn_mask, rows)))
-        return self.ln2(y + self.dropout(self.ffn(y)))
-
-    def step(self, x: torch.Tensor, attn_mask: torch.Tensor,
-             past: tuple[torch.Tensor, torch.Tensor] | None = None
-             ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """``forward`` for T new tokens over a key/value cache; also returns their own (k, v)."""
-        a, kv = self.attention.step(x, attn_mask, past)
-        x = self.ln1(x + self.dropout(a))
-        return self.ln2(x + self.dropout(self.ffn(x))), kv
-
-
-def gather_rows(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """``x[b, rows[b, r]]`` for every b, r: (B, L, ...) and (B, R) long -> (B, R, ...)."""
-    index = rows.view(*rows.shape, *([1] * (x.dim() - 2))).expand(-1, -1, *x.shape[2:])  # (B, R, ...)
-    return x.gather(1, index)
-
-
-def row_index(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Positions of the True entries of ``rows`` (B, L) bool, per example, right-padded.
-
-    Returns ``index`` (B, R) long, R = the most True entries of any example (at least 1), padded
-    with 0; and ``slot`` (B, R) bool, False at padding. ``out[slot]`` lists the rows in the order of
-    ``x[rows]`` (example by example, left to right). E.g. rows = [[0, 1, 0, 1], [1, 0, 0, 0]]
-    gives index [[1, 3], [0, 0]] and slot [[True, True], [True, False]].
-    """
-    B, L = rows.shape
-    counts = rows.sum(1)  # (B,)
-    R = max(int(counts.max()) if B else 0, 1)
-    order = torch.arange(L, device=rows.device).expand(B, L)  # (B, L)
-    key = torch.where(rows, order, order + L)  # labelled rows sort first, each in its order
-    index = key.argsort(dim=1)[:, :R]  # (B, R)
-    slot = torch.arange(R, device=rows.device).unsqueeze(0) < counts.unsqueeze(1)  # (B, R)
-    return index.masked_fill(~slot, 0), slot
-
-
-def flex_rule(attention_mask: torch.Tensor, step_ids: torch.Tensor | None = None,
-              valid: torch.Tensor | None = None) -> Callable:
-    """``allowed(b, q, k)``, may query q of example b attend key k, for FlexAttention's ``mask_mod``.
-
-    From the step ids (and ``valid``, False at padding) when given: the rule table itself
-    (:func:`pmlm.attention.may_attend`), padding attending itself only, as in
-    :func:`pmlm.pmlm_attention_mask`. Otherwise read off the (B, L, L) bool ``attention_mask``.
-    """
-    if step_ids is None:
-        return lambda b, q, k: attention_mask[b, q, k]
-    if valid is None:
-        valid = torch.ones_like(step_ids, dtype=torch.bool)
-
-    def allowed(b, q, k):
-        vq, vk = valid[b, q], valid[b, k]
-        return (may_attend(step_ids[b, q], step_ids[b, k]) & vq & vk) | (~vq & (q == k))
-
-    return allowed
-
-
-@dataclass
-class ContextSplit:
-    """SDPA masks for a batch whose first C rows may attend only the first C keys.
-
-    In a PMLM batch the first C positions are the context, and context rows never see an appended
-    token (section 3.2): the (L, L) mask is zero in its top-right (C, L - C) block. Attention then
-    splits exactly into the C x C context block (BERT's masked LM) and the L - C appended rows over
-    all L keys, which skips the C (L - C) query-key pairs that the mask blanks out; at L = 1.3 n that
-    is about a fifth of the scores, softmax and attention-dropout work. :meth:`PMLMModel.sdpa_mask`
-    builds it only after checking the blank block on the mask itself.
-    """
-
-    size: int  # C
-    context: torch.Tensor  # (B, 1|h, C, C): bool, or float bias with -inf where the mask is False
-    appended: torch.Tensor  # (B, 1|h, L - C, L)
-
-    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float) -> torch.Tensor:
-        """q, k, v (B, h, L, d) -> (B, h, L, d), equal to one SDPA call under the full mask.
-
-        The result is a transposed view of a contiguous (B, L, h, d) tensor, so that the caller's
-        merge of the heads needs no further copy.
-        """
-        C = self.size
-        q_context, q_appended = q.split([C, q.shape[2] - C], dim=2)  # (B, h, C, d), (B, h, L - C, d)
-        top = F.scaled_dot_product_attention(q_context, k[:, :, :C], v[:, :, :C],
-                                             attn_mask=self.context, dropout_p=dropout_p)  # (B, h, C, d)
-        rest = F.scaled_dot_product_attention(q_appended, k, v, attn_mask=self.appended,
-                                              dropout_p=dropout_p)  # (B, h, L - C, d)
-        return torch.cat([top.transpose(1, 2), rest.transpose(1, 2)], dim=1).transpose(1, 2)  # (B, h, L, d)
-
-
-@dataclass
-class FlexInputs:
-    """FlexAttention's stand-in for a dense mask: a block mask and a ``score_mod`` adding the bias."""
-
-    block_mask: object  # torch.nn.attention.flex_attention.BlockMask over (queries, keys)
-    score_mod: Callable | None  # adds the relative position bias; None without it
-    function: Callable  # flex_attention, compiled on CUDA
-
-    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        return self.function(q, k, v, score_mod=self.score_mod, block_mask=self.block_mask)
-
-
-_COMPILED_FLEX: Callable | None = None
-
-
-def flex_attention_function(device: torch.device) -> Callable:
-    """FlexAttention, imported lazily: compiled (fused kernels) on CUDA, eager elsewhere."""
-    global _COMPILED_FLEX
-    from torch.nn.attention.flex_attention import flex_attention
-    if device.type != "cuda":
-        return flex_attention  # unfused reference; the CPU has no FlexAttention backward
-    if _COMPILED_FLEX is None:
-        _COMPILED_FLEX = torch.compile(flex_attention)
-    return _COMPILED_FLEX
-
-
-class MLMHead(nn.Module):
-    """BERT's prediction head: dense + GELU + LayerNorm, then the tied embedding matrix and a bias."""
-
-    def __init__(self, config: PMLMConfig, embedding: nn.Embedding) -> None:
-        super().__init__()
-        self.transform = nn.Sequential(nn.Linear(config.hidden_size, config.hidden_size), nn.GELU(),
-                                       nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps))
-        self.embedding = embedding  # tied softmax weights (V, H)
-        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return F.linear(self.transform(hidden), self.embedding.weight, self.bias)  # (..., V)
-
-
-@dataclass
-class KVCache:
-    """Per-layer keys and values of tokens already encoded, for incremental decoding.
-
-    ``keys[l]`` and ``values[l]`` are (B, h, P, d) for layer l; ``position_ids`` (B, P) are the
-    cached tokens' position ids, which the relative position bias of later queries needs.
-    """
-
-    keys: list[torch.Tensor]
-    values: list[torch.Tensor]
-    position_ids: torch.Tensor  # (B, P)
-
-    @property
-    def length(self) -> int:
-        return int(self.position_ids.shape[1])  # P
-
-    def select(self, index: torch.Tensor | slice) -> "KVCache":
-        """The cached tokens ``index`` along P (e.g. keep a step's real token, drop its [P])."""
-        return KVCache([k[:, :, index] for k in self.keys], [v[:, :, index] for v in self.values],
-                       self.position_ids[:, index])
-
-    def extend(self, other: "KVCache") -> "KVCache":
-        """This cache followed by ``other`` along P."""
-        cat = lambda a, b: [torch.cat([x, y], 2) for x, y in zip(a, b)]  # noqa: E731
-        return KVCache(cat(self.keys, other.keys), cat(self.values, other.values),
-                       torch.cat([self.position_ids, other.position_ids], 1))
-
-    def reorder(self, rows: torch.Tensor) -> "KVCache":
-        """Rows ``rows`` of the batch (beam search: each surviving hypothesis takes its parent's cache)."""
-        return KVCache([k[rows] for k in self.keys], [v[rows] for v in self.values], self.position_ids[rows])
+__all__ = ["ContextSplit", "FlexInputs", "KVCache", "Layer", "MLMHead", "PMLMModel", "SelfAttention",
+           "gather_rows", "row_index"]
 
 
 class PMLMModel(nn.Module):
@@ -304,6 +72,8 @@ class PMLMModel(nn.Module):
                                               config.max_rel_distance)
                          if config.rel_pos_buckets else None)
         self.layers = nn.ModuleList(Layer(config) for _ in range(config.num_layers))
+        # pre-LN layers leave the residual stream unnormalised: one LayerNorm after the last layer
+        self.final_ln = nn.LayerNorm(H, eps=config.layer_norm_eps) if config.norm == "pre" else nn.Identity()
         self.head = MLMHead(config, self.token_embedding)
         self.apply(self._init_weights)
 
@@ -428,7 +198,7 @@ class PMLMModel(nn.Module):
         if rows is None:
             for layer in self.layers:
                 x = layer(x, attn_mask)
-            return x
+            return self.final_ln(x)
         index, slot = row_index(rows)  # (B, R) positions of the selected rows, (B, R) real or padding
         for layer in self.layers[:-1]:
             x = layer(x, attn_mask)
@@ -440,7 +210,7 @@ class PMLMModel(nn.Module):
             top_mask = self.attention_bias(position_ids.gather(1, index), top_rows, x.dtype,
                                            key_position_ids=position_ids)
         x = self.layers[-1](x, top_mask, index)  # (B, R, H)
-        return x[slot]  # (N, H)
+        return self.final_ln(x[slot])  # (N, H)
 
     def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor,
                 attention_mask: torch.Tensor, segment_ids: torch.Tensor | None = None) -> torch.Tensor:
@@ -491,13 +261,15 @@ class PMLMModel(nn.Module):
             x, (k, v) = layer.step(x, attn_mask, None if past is None else (past.keys[i], past.values[i]))
             keys.append(k)
             values.append(v)
-        return x, KVCache(keys, values, position_ids)
+        return self.final_ln(x), KVCache(keys, values, position_ids)
 
-    def loss(self, batch: dict[str, torch.Tensor], objective: str = "ae+par") -> dict[str, torch.Tensor]:
-        """Same dict as ``pmlm_loss(self(...), batch, objective)``, computing only labelled rows.
+    def labelled_logits(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """Logits of the N rows that carry an AE or a PAR label, and what they are scored against.
 
-        The top layer and the vocabulary projection run on the N rows that carry an AE or a PAR
-        label (``encode(..., rows=...)``); the layers below need every row as keys and values.
+        Returns ``logits`` (N, V), ``labels`` (N,), ``is_ae`` (N,) bool (False: a PAR row) and the
+        (B, L) bool ``rows`` they were taken from, in the order of ``x[rows]``. The top layer and
+        the vocabulary projection run on these rows only (``encode(..., rows=...)``); the layers
+        below need every row as keys and values.
         """
         labelled = {name: batch[f"{name}_labels"] != -100 for name in ("ae", "par")}  # (B, L) bool each
         rows = labelled["ae"] | labelled["par"]  # (B, L): a token has at most one of the two labels
@@ -505,8 +277,13 @@ class PMLMModel(nn.Module):
                              batch.get("segment_ids"), rows=rows, step_ids=batch.get("step_ids"),
                              valid=batch.get("valid"))  # (N, H), in the order of x[rows]
         labels = torch.where(labelled["ae"], batch["ae_labels"], batch["par_labels"])[rows]  # (N,)
-        is_ae = labelled["ae"][rows]  # (N,) True for an AE row, False for a PAR row
-        # one projection of all N rows: the vocabulary matrix is read once and the two objectives'
-        # rows share each matrix product
-        return combine(grouped_components(self.head(hidden), labels, {"ae": is_ae, "par": ~is_ae}), objective)
+        return self.head(hidden), labels, labelled["ae"][rows], rows
 
+    def loss(self, batch: dict[str, torch.Tensor], objective: str = "ae+par") -> dict[str, torch.Tensor]:
+        """Same dict as ``pmlm_loss(self(...), batch, objective)``, computing only labelled rows.
+
+        One projection of all N labelled rows (:meth:`labelled_logits`): the vocabulary matrix is
+        read once and the two objectives' rows share each matrix product.
+        """
+        logits, labels, is_ae, _ = self.labelled_logits(batch)
+        return combine(grouped_components(logits, labels, {"ae": is_ae, "par": ~is_ae}), objective)
