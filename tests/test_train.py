@@ -154,12 +154,17 @@ def test_load_pretrained_reproduces_the_logged_validation(finished_run, tokenize
     collator = make_collator(tok, objective="ae+par", max_length=48,
                              generator=torch.Generator().manual_seed(c.seed + 12345))
     batches = [collator(corpus.validation.examples[i:i + 4]) for i in (0, 4)]
+    from pmlm.data import unigram_log_probs
+    from pmlm.metrics import piece_characters
+    from pmlm.tokenizer import SPECIAL_TOKENS, special_ids
     from pmlm.train import evaluate
 
-    got = evaluate(model, batches, torch.device("cpu"), autocast=False)
+    got = evaluate(model, batches, torch.device("cpu"), autocast=False, mask_id=special_ids(tok)["mask"],
+                   unigram_log_probs=unigram_log_probs(corpus),
+                   piece_chars=piece_characters(tok.get_vocab(), set(SPECIAL_TOKENS)))
     logged = [r for r in read_metrics(finished_run) if r.get("split") == "val"][-1]
-    assert got["val_ae_loss"] == pytest.approx(logged["val_ae_loss"], rel=1e-5)
-    assert got["val_par_loss"] == pytest.approx(logged["val_par_loss"], rel=1e-5)
+    for key in ("val_ae_loss", "val_par_loss", "val_ae_m_loss", "val_par_m_bpc", "unigram_m_bpc"):
+        assert got[key] == pytest.approx(logged[key], rel=1e-5), key
 
 
 def test_same_seed_same_curve_and_training_never_projects_all_rows(tmp_path, tokenizer_path,

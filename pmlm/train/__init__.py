@@ -37,7 +37,8 @@ from pmlm.train.batches import BatchOrder, MicroBatches, load_corpus, mask_seed,
 from pmlm.train.evaluation import evaluate
 from pmlm.train.run_dir import (MetricsLog, check_resumable, prepare_run_dir, rng_state,
                                 set_rng_state, truncate_metrics)
-from pmlm.train.loop import LossModule, pretrain, train_record
+from pmlm.train.loop import LossModule, pretrain
+from pmlm.train.progress import train_record
 from pmlm.train.cli import main, parse_args, parse_model_overrides
 
 __all__ = [

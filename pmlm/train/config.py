@@ -61,6 +61,11 @@ class TrainConfig:
     eps: float = 1e-6  # paper value
     grad_clip: float = 1.0  # max gradient norm (BERT's)
     init: str = "fast"  # "fast": our start for short runs (init_for_short_runs); "bert": the model's own
+    # --- time budget (pmlm.train.budget): minutes of wall time for the whole run; None = run `steps`.
+    # With a budget, `steps` is not used: warm-up, decay and the batch ramp follow the elapsed fraction
+    time_budget: float | None = None
+    warmup_fraction: float = 0.06  # budgeted runs: warm-up share of the budget (100 of 1,500 steps before)
+    batch_ramp: float = 0.0  # share of the run over which accumulation grows 1 -> grad_accum; 0 = none
     # --- bookkeeping
     seed: int = 0  # model init, data order, masks and dropout all follow from it
     out_dir: str = "runs/tiny"  # the run directory: checkpoint.pt, tokenizer.json, metrics.jsonl
@@ -95,6 +100,11 @@ class TrainConfig:
         for name in ("warmup_steps", "log_every", "eval_every", "save_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if self.time_budget is not None and not self.time_budget > 0:
+            raise ValueError(f"time_budget is minutes of wall time and must be positive, got {self.time_budget}")
+        for name in ("warmup_fraction", "batch_ramp"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"TrainConfig.{name} must lie in [0, 1), got {getattr(self, name)}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if self.init not in ("fast", "bert"):

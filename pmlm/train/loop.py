@@ -23,7 +23,6 @@ Choices where the paper is silent, and why:
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,18 +32,17 @@ import torch.distributed as dist
 from torch import nn
 
 from pmlm.allocator import keep_freed_memory
-from pmlm.checkpoint import (CHECKPOINT_FILE, METRICS_FILE, checkpoint_tokenizer, load_model_state,
-                             read_checkpoint, save_checkpoint)
-from pmlm.data import unigram_baseline, unigram_log_probs
+from pmlm.checkpoint import CHECKPOINT_FILE, read_checkpoint, save_checkpoint
 from pmlm.model import PMLMModel
-from pmlm.tokenizer import TOKENIZER_FILE, load_tokenizer, make_collator, save_tokenizer
-from pmlm.train.batches import BatchOrder, MicroBatches, load_corpus, to_device
+from pmlm.train.batches import to_device
+from pmlm.train.budget import Budget, accumulation
 from pmlm.train.config import TrainConfig
 from pmlm.train.distributed import Dist, init_distributed, pick_device, rank0_decides
-from pmlm.train.evaluation import evaluate
-from pmlm.train.optim import init_for_short_runs, lr_lambda, make_optimizer
-from pmlm.train.run_dir import (MetricsLog, check_resumable, prepare_run_dir, rng_state,
-                                set_rng_state, truncate_metrics)
+from pmlm.train.evaluation import Evaluator, describe_val
+from pmlm.train.optim import lr_lambda, make_optimizer
+from pmlm.train.progress import ProgressBar, Window, train_record
+from pmlm.train.run_dir import check_resumable, prepare_run_dir, rng_state
+from pmlm.train.setup import build_model, open_log, seed_dropout, train_batches
 
 
 class LossModule(nn.Module):
@@ -77,6 +75,7 @@ def pretrain(cfg: TrainConfig, on_step: Callable | None = None) -> Path:
 
 
 def _pretrain(cfg: TrainConfig, d: Dist, on_step: Callable | None) -> Path:
+    t_start = time.time()
     device = pick_device(cfg, d.local_rank)
     if cfg.keep_freed_memory and device.type == "cpu":
         keep_freed_memory()  # no page faults for memory a step frees (pmlm.allocator)
@@ -87,29 +86,14 @@ def _pretrain(cfg: TrainConfig, d: Dist, on_step: Callable | None) -> Path:
     state = read_checkpoint(out, map_location="cpu") if cfg.resume else None
     if state is not None:
         check_resumable(state.get("train_config", {}), cfg)
-    t_start = time.time()
-
-    tok = None
-    if state is not None:
-        tok = checkpoint_tokenizer(out, state)
-    elif cfg.tokenizer is not None:
-        tok = load_tokenizer(cfg.tokenizer)
-    corpus = load_corpus(cfg, tok, d)
+    corpus, model = build_model(cfg, d, out, state)
     tok = corpus.tokenizer
-    model_config = cfg.model_config(tok.get_vocab_size())
-
-    # Model, optimizer, schedule: the same init on every rank (DDP also broadcasts rank 0's).
-    torch.manual_seed(cfg.seed)
-    model = PMLMModel(model_config)
-    if cfg.init == "fast":
-        init_for_short_runs(model, unigram_log_probs(corpus))
-    step = 0
-    if state is not None:
-        load_model_state(model, state)
-        step = int(state["step"])
+    step = 0 if state is None else int(state["step"])
+    micro = step * cfg.grad_accum if state is None else int(state.get("micro_step", step * cfg.grad_accum))
+    budget = Budget(cfg.time_budget, cfg.steps, t_start, None if state is None else state.get("budget"))
     model.to(device).train()
     optimizer = make_optimizer(model, cfg)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, budget))
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -118,39 +102,9 @@ def _pretrain(cfg: TrainConfig, d: Dist, on_step: Callable | None) -> Path:
     if d.world > 1:
         loss_module = nn.parallel.DistributedDataParallel(
             loss_module, device_ids=[device.index] if device.type == "cuda" else None)
-
-    collator = make_collator(tok, objective=cfg.objective, factorization=cfg.factorization,
-                             max_length=cfg.max_length, generator=torch.Generator())
-    micro_batches = torch.utils.data.DataLoader(
-        MicroBatches(corpus.train, BatchOrder(corpus.train, cfg.batch_size, cfg.seed, d), collator,
-                     cfg.seed, d.rank),
-        sampler=range(step * cfg.grad_accum, cfg.steps * cfg.grad_accum), batch_size=None,
-        num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
-        generator=torch.Generator().manual_seed(cfg.seed))  # its own seed draw leaves torch's RNG alone
-    val_collator = make_collator(tok, objective="ae+par", factorization=cfg.factorization,
-                                 max_length=cfg.max_length,
-                                 generator=torch.Generator().manual_seed(cfg.seed + 12345))
-    val_examples = corpus.validation.examples[:cfg.eval_examples]
-    val_batches = [val_collator(val_examples[i:i + cfg.batch_size])
-                   for i in range(0, len(val_examples), cfg.batch_size)] if d.main else []
-
-    # Run directory: the tokenizer, the metrics log (truncated to the checkpoint on resume).
-    if d.main:
-        out.mkdir(parents=True, exist_ok=True)
-        if state is not None:
-            truncate_metrics(out / METRICS_FILE, step)
-        elif cfg.overwrite:  # a fresh run: no stale checkpoint may outlive the metrics it matched
-            (out / CHECKPOINT_FILE).unlink(missing_ok=True)
-    log = MetricsLog(out / METRICS_FILE, d.main, fresh=state is None)
-    if d.main:
-        save_tokenizer(tok, out / TOKENIZER_FILE)
-        if state is None:
-            log.write({"event": "start", "step": 0, "world_size": d.world, "device": str(device),
-                       "train_examples": len(corpus.train), "val_examples": len(corpus.validation),
-                       "train_tokens": corpus.train.num_tokens(), "vocab_size": tok.get_vocab_size(),
-                       "parameters": sum(p.numel() for p in model.parameters()),
-                       "data": corpus.description, "data_s": round(time.time() - t_start, 2),
-                       **unigram_baseline(corpus)})
+    batches = iter(train_batches(cfg, corpus, d, device, micro))
+    evaluator = Evaluator(cfg, corpus, model, device, autocast) if d.main else None
+    log = open_log(cfg, d, out, state, corpus, model)
 
     def save(step: int) -> None:
         rngs = [rng_state(device)]
@@ -159,50 +113,39 @@ def _pretrain(cfg: TrainConfig, d: Dist, on_step: Callable | None) -> Path:
             dist.all_gather_object(rngs, rng_state(device))
         if d.main:
             save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                             "scheduler": scheduler.state_dict(), "step": step, "rng": rngs,
-                             "model_config": model_config.to_dict(), "train_config": cfg.to_dict(),
-                             "tokenizer": tok.to_str(), "world_size": d.world},
-                            out / CHECKPOINT_FILE)
+                             "scheduler": scheduler.state_dict(), "step": step, "micro_step": micro,
+                             "rng": rngs, "model_config": model.config.to_dict(),
+                             "train_config": cfg.to_dict(), "tokenizer": tok.to_str(),
+                             "world_size": d.world, "budget": budget.state()}, out / CHECKPOINT_FILE)
 
-    def run_eval(step: int) -> dict:
-        record = {"step": step, "split": "val", **evaluate(model, val_batches, device, autocast)}
-        log.write(record)
-        return record
+    costs = {"eval": 0.0, "save": 0.0}  # seconds of the last evaluation and checkpoint: the reserve
 
-    if d.main and state is None and cfg.eval_every:
-        run_eval(0)
+    def timed(name: str, fn: Callable, *args):
+        t = time.time()
+        result = fn(*args)
+        costs[name] = time.time() - t
+        budget.reserve(costs["eval"] + costs["save"])
+        return result
 
-    # The dropout stream, set last: everything above may draw from torch's RNG (the collators
-    # validate their arguments with a draw), the training loop alone must.
-    rngs = (state.get("rng") or []) if state is not None else []
-    if state is not None and len(rngs) == d.world:
-        set_rng_state(rngs[d.rank], device)  # exactly where the checkpointed run was
-    else:
-        torch.manual_seed(cfg.seed + 7919 * (d.rank + 1) + step)  # distinct per rank
-
-    bar = None
-    if d.main and cfg.progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=cfg.steps, initial=step, desc=f"pre-training ({cfg.objective})",
-                   dynamic_ncols=True, file=sys.stderr)
-    window = {k: 0.0 for k in ("loss", "ae", "par", "ae_acc", "par_acc", "ae_tokens", "par_tokens",
-                               "text_tokens", "micro")}
-    t_window = time.time()
+    if evaluator is not None and state is None and cfg.eval_every:
+        log.write(timed("eval", evaluator, 0))
+    seed_dropout(cfg, d, device, state, step)
+    bar = ProgressBar(cfg, budget, step) if d.main and cfg.progress else None
+    window = Window()
+    budget.start()
     try:
-        batches = iter(micro_batches)
-        while step < cfg.steps:
-            for a in range(cfg.grad_accum):
-                batch = next(batches)
-                window["text_tokens"] += float(batch.pop("text_tokens"))
-                batch = to_device(batch, device)
-                sync = a == cfg.grad_accum - 1 or d.world == 1
+        while not budget.done(step):
+            accum = accumulation(budget.fraction(step), cfg.grad_accum, cfg.batch_ramp)
+            for a in range(accum):
+                sync = a == accum - 1 or d.world == 1
                 ctx = loss_module.no_sync() if not sync else contextlib.nullcontext()
+                batch = next(batches)
+                text_tokens = float(batch.pop("text_tokens"))
                 with ctx, torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                    result = loss_module(batch)
-                    (result["loss"] / cfg.grad_accum).backward()
-                for k in ("loss", "ae", "par", "ae_acc", "par_acc", "ae_tokens", "par_tokens"):
-                    window[k] += float(result[k].detach())
-                window["micro"] += 1
+                    result = loss_module(to_device(batch, device))
+                    (result["loss"] / accum).backward()
+                window.add(result, text_tokens)
+                micro += 1
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             lr = scheduler.get_last_lr()[0]
@@ -210,56 +153,29 @@ def _pretrain(cfg: TrainConfig, d: Dist, on_step: Callable | None) -> Path:
             optimizer.zero_grad(set_to_none=True)
             scheduler.step()
             step += 1
+            last = budget.done(step)
 
             record = None
-            if cfg.log_every and (step % cfg.log_every == 0 or step == cfg.steps):
-                record = train_record(window, step, lr, time.time() - t_window, d, device)
+            if cfg.log_every and (step % cfg.log_every == 0 or last):
+                record = train_record(window.sums, step, lr, window.seconds(), d, device)
                 log.write(record)
-                window = {k: 0.0 for k in window}
-                t_window = time.time()
+                window = Window()
+            if evaluator is not None and cfg.eval_every and (step % cfg.eval_every == 0 or last):
+                val = timed("eval", evaluator, step)
+                log.write(val)
                 if bar is not None:
-                    bar.set_postfix(loss=f"{record['loss']:.3f}", ae=_fmt(record["ae_loss"]),
-                                    par=_fmt(record["par_loss"]))
+                    bar.write(describe_val(val))
+            if (cfg.save_every and step % cfg.save_every == 0) or last:
+                timed("save", save, step)
             if bar is not None:
-                bar.update(1)
-            if d.main and cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps):
-                val = run_eval(step)
-                if bar is not None:
-                    bar.write(f"step {step}: val AE loss {val['val_ae_loss']:.3f} acc "
-                              f"{val['val_ae_acc']:.3f} | PAR loss {val['val_par_loss']:.3f} acc "
-                              f"{val['val_par_acc']:.3f}")
-            if (cfg.save_every and step % cfg.save_every == 0) or step == cfg.steps:
-                save(step)
+                bar.update(step, record)
             if on_step is not None:
                 on_step(step, model, record)
         if d.main:
-            log.write({"event": "end", "step": step, "elapsed_s": round(time.time() - t_start, 2)})
+            log.write({"event": "end", "step": step, "elapsed_s": round(time.time() - t_start, 2),
+                       "loop_s": round(budget.loop_s(), 2), "cpu_s": round(time.process_time(), 2)})
     finally:
         if bar is not None:
             bar.close()
         log.close()
     return out
-
-
-def _fmt(x) -> str:
-    return "-" if x is None else f"{x:.3f}"
-
-
-def train_record(window: dict, step: int, lr: float, seconds: float, d: Dist,
-                 device: torch.device) -> dict:
-    """The train metric line: means over the window's micro-batches, averaged over ranks."""
-    keys = ["loss", "ae", "par", "ae_acc", "par_acc", "ae_tokens", "par_tokens", "text_tokens", "micro"]
-    values = torch.tensor([window[k] for k in keys], dtype=torch.float64)
-    if d.world > 1:
-        values = values.to(device)
-        dist.all_reduce(values)
-        values = values.cpu()
-    w = dict(zip(keys, values.tolist()))
-    micro = max(w["micro"], 1.0)
-    record = {"step": step, "split": "train", "loss": w["loss"] / micro, "lr": lr}
-    for name in ("ae", "par"):
-        has = w[f"{name}_tokens"] > 0
-        record[f"{name}_loss"] = w[name] / micro if has else None
-        record[f"{name}_acc"] = w[f"{name}_acc"] / micro if has else None
-    record["tokens_per_s"] = w["text_tokens"] / max(seconds, 1e-9)
-    return record

@@ -22,11 +22,19 @@ import torch
 from torch import nn
 
 from pmlm.model import PMLMModel
+from pmlm.train.budget import Budget, schedule_factor
 from pmlm.train.config import TrainConfig
 
 
-def lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
-    """Linear warm-up to the peak over ``warmup_steps``, then linear decay to 0 at ``steps``."""
+def lr_lambda(cfg: TrainConfig, budget: Budget | None = None) -> Callable[[int], float]:
+    """Linear warm-up to the peak over ``warmup_steps``, then linear decay to 0 at ``steps``.
+
+    With a time budget (``budget.timed``) the same shape runs on the elapsed fraction of the
+    budget instead, the warm-up taking ``warmup_fraction`` of it (:mod:`pmlm.train.budget`).
+    """
+    if budget is not None and budget.timed:
+        return lambda step: schedule_factor(budget.fraction(step), cfg.warmup_fraction)
+
     def factor(step: int) -> float:
         if step < cfg.warmup_steps:
             return (step + 1) / cfg.warmup_steps
