@@ -47,6 +47,13 @@ RECIPES: dict[str, tuple[dict, str]] = {
     "wide": ({"model_overrides": {"dropout": 0.0, "hidden_size": 256, "num_heads": 4,
                                   "intermediate_size": 1024}}, "2 x 256 instead of 2 x 128"),
     "deep": ({"model_overrides": {"dropout": 0.0, "num_layers": 4}}, "4 x 128 instead of 2 x 128"),
+    "lr-1.5e-3": ({"lr": 1.5e-3}, "peak learning rate 1.5e-3 instead of 3e-3"),
+    "lr-6e-3": ({"lr": 6e-3}, "peak learning rate 6e-3 instead of 3e-3"),
+    "warmup-2%": ({"warmup_fraction": 0.02}, "warm-up 2% of the budget instead of 6%"),
+    "mask-25%": ({"mask_ratio": 0.25}, "25% of the tokens masked in training instead of 15%"),
+    "batch-ramp": ({"grad_accum": 2, "batch_ramp": 0.3}, "batch 32 -> 64 over the first 30% (accumulation)"),
+    "dropout-0.1": ({"model_overrides": {"dropout": 0.1}}, "hidden dropout 0.1 (BERT's) instead of none"),
+    "tasks-text": ({"extra_text": "tasks"}, "Austen + the tasks' training text (2.3x the words)"),
 }
 
 

@@ -17,10 +17,12 @@ from pmlm.layout import IGNORE_INDEX, PMLMExample, build_pmlm_example
 from pmlm.losses import pmlm_loss
 from pmlm.masking import sample_blocks
 from pmlm.model import PMLMModel
+from pmlm.pretrained import load_model, load_reference
 
 __version__ = "0.1.0"
 
 __all__ = [
     "IGNORE_INDEX", "PMLMCollator", "PMLMConfig", "PMLMExample", "PMLMModel", "PRESETS",
-    "build_pmlm_example", "pmlm_attention_mask", "pmlm_loss", "sample_blocks",
+    "build_pmlm_example", "load_model", "load_reference", "pmlm_attention_mask", "pmlm_loss",
+    "sample_blocks",
 ]

@@ -49,6 +49,7 @@ from pmlm.kernels import ContextSplit, FlexInputs, flex_attention_function, flex
 from pmlm.kvcache import KVCache
 from pmlm.layers import Layer, MLMHead, SelfAttention
 from pmlm.losses import combine, grouped_components
+from pmlm.model_files import load_weights, read_config, read_weights, save_model_files
 from pmlm.relpos import RelativePositionBias, relative_position_bucket
 from pmlm.rows import gather_rows, row_index
 
@@ -76,6 +77,24 @@ class PMLMModel(nn.Module):
         self.final_ln = nn.LayerNorm(H, eps=config.layer_norm_eps) if config.norm == "pre" else nn.Identity()
         self.head = MLMHead(config, self.token_embedding)
         self.apply(self._init_weights)
+
+    def save_pretrained(self, directory, *, tokenizer=None, training: dict | None = None,
+                        dtype: torch.dtype | None = None, files: dict[str, str] | None = None):
+        """Write ``config.json`` and ``model.safetensors`` (and the tokenizer, ``training.json`` and
+        ``files`` when given) to ``directory``; see :mod:`pmlm.model_files`. Returns the directory."""
+        return save_model_files(self, directory, tokenizer=tokenizer, training=training, dtype=dtype,
+                                files=files)
+
+    @classmethod
+    def from_pretrained(cls, directory) -> "PMLMModel":
+        """The model saved by :meth:`save_pretrained` in ``directory``, in eval mode, float32.
+
+        A missing or corrupt file, or a config that does not fit the weights, is a clear
+        ``ValueError``; :func:`pmlm.load_model` also loads the tokenizer and checks its vocabulary.
+        """
+        model = cls(read_config(directory))
+        load_weights(model, read_weights(directory), str(directory))
+        return model.eval()
 
     def _init_weights(self, module: nn.Module) -> None:
         if isinstance(module, (nn.Linear, nn.Embedding)):

@@ -190,3 +190,30 @@ def test_prepare_corpus_trains_the_tokenizer_on_the_training_split_only(tmp_path
     assert len(corpus.train) and len(corpus.validation)
     base = unigram_baseline(corpus)
     assert 0.0 < base["unigram_val_acc"] < 0.15 and base["unigram_val_loss"] > 4.0
+
+
+def test_task_training_text_holds_no_validation_or_test_sentence():
+    from pmlm.corpora.splits import bible_splits, sentiment_splits
+    from pmlm.data import task_training_documents
+
+    text = {p for d in task_training_documents() for p in d}
+    sentiment, verses = sentiment_splits(), bible_splits()
+    for split in ("validation", "test"):
+        held_sentences = {r["text"] for r in sentiment[split]}
+        held_verses = {r["source"] for r in verses[split]} | {r["target"] for r in verses[split]}
+        train_text = ({r["text"] for r in sentiment["train"]} | {r["source"] for r in verses["train"]}
+                      | {r["target"] for r in verses["train"]})
+        assert not (text & (held_sentences - train_text))  # a sentence in two splits is in train too
+        assert not (text & (held_verses - train_text))
+    assert {r["text"] for r in sentiment["train"]} <= text
+
+
+def test_extra_text_goes_to_training_only():
+    from pmlm.data import prepare_corpus
+
+    plain = prepare_corpus(None, max_documents=10, vocab_size=500, max_length=48)
+    more = prepare_corpus(None, max_documents=10, max_length=48, tokenizer=plain.tokenizer, extra_text="tasks")
+    assert more.validation.examples == plain.validation.examples
+    assert len(more.train) > 10 * len(plain.train) and "training only" in more.description
+    with pytest.raises(ValueError, match="extra_text"):
+        prepare_corpus(None, max_documents=10, extra_text="wikipedia")

@@ -93,7 +93,7 @@ def load_corpus(cfg: TrainConfig, tok, d: Dist) -> Corpus:
         return prepare_corpus(cfg.dataset, text_column=cfg.text_column, doc_column=cfg.doc_column,
                               val_fraction=cfg.val_fraction, seed=cfg.seed, max_length=cfg.max_length,
                               vocab_size=cfg.vocab_size, max_documents=cfg.max_documents,
-                              tokenizer=tokenizer)
+                              tokenizer=tokenizer, extra_text=cfg.extra_text)
 
     if tok is not None or d.world == 1:
         return prepare(tok)

@@ -41,6 +41,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--no-rel-pos", dest="rel_pos", action="store_false", default=None,
                    help="no relative position bias (Table 6 row 2)")
     p.add_argument("--dataset", help="local file, directory or glob, or a hub dataset name (default: bundled Austen)")
+    p.add_argument("--extra-text", choices=("tasks",),
+                   help="tasks: add the training splits of the sentiment and verse tasks to the training text")
     p.add_argument("--text-column", help="column holding the text (default: text)")
     p.add_argument("--doc-column", help="rows sharing this column form one document")
     p.add_argument("--max-documents", type=int, help="use only the first N documents")
@@ -50,8 +52,12 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                       ("grad_accum", int), ("lr", float), ("warmup_steps", int),
                       ("weight_decay", float), ("grad_clip", float), ("seed", int),
                       ("log_every", int), ("eval_every", int), ("eval_examples", int),
-                      ("save_every", int), ("num_workers", int)):
+                      ("save_every", int), ("num_workers", int), ("warmup_fraction", float), ("mask_ratio", float),
+                      ("batch_ramp", float)):
         p.add_argument("--" + name.replace("_", "-"), type=typ, dest=name)
+    p.add_argument("--time-budget", type=float, dest="time_budget", metavar="MINUTES",
+                   help="train for this many minutes of wall time (evaluation and checkpoint "
+                        "included); the schedule follows the elapsed fraction and --steps is not used")
     p.add_argument("--out-dir", help="run directory (default: runs/<preset>)")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--no-bf16", dest="bf16", action="store_false", default=None, help="no bf16 autocast on GPU")

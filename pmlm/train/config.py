@@ -45,9 +45,11 @@ class TrainConfig:
     dataset: str | None = None  # None: bundled Austen; a local file, directory or glob; or a hub name
     text_column: str | None = None  # column holding the text (default "text")
     doc_column: str | None = None  # rows sharing this column form a document (bundled: book+chapter)
+    extra_text: str | None = None  # "tasks": add the tasks' training text to the training split only
     val_fraction: float = 0.05  # share of the text, in whole documents, held out for validation
     max_documents: int | None = None  # keep the first N documents only (quick experiments, tests)
     max_length: int = 128  # tokens per example, [SOS] S1 [EOS] S2 [EOS]; the paper uses 512
+    mask_ratio: float = 0.15  # share of text tokens masked in training (paper: 15%); validation keeps 15%
     vocab_size: int = 8192  # WordPiece entries to train; the paper's is 30,522
     tokenizer: str | None = None  # reuse this tokenizer.json instead of training one
     # --- optimisation (section 4.1, scaled down)
@@ -107,6 +109,10 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must lie in [0, 1), got {getattr(self, name)}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if not 0.0 < self.mask_ratio < 1.0:
+            raise ValueError(f"mask_ratio must lie in (0, 1), got {self.mask_ratio}")
+        if self.extra_text not in (None, "tasks"):
+            raise ValueError(f"extra_text must be None or 'tasks', got {self.extra_text!r}")
         if self.init not in ("fast", "bert"):
             raise ValueError(f"init must be 'fast' or 'bert', got {self.init!r}")
         if self.resume and self.overwrite:

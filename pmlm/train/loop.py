@@ -41,7 +41,7 @@ from pmlm.train.distributed import Dist, init_distributed, pick_device, rank0_de
 from pmlm.train.evaluation import Evaluator, describe_val
 from pmlm.train.optim import lr_lambda, make_optimizer
 from pmlm.train.progress import ProgressBar, Window, train_record
-from pmlm.train.run_dir import check_resumable, prepare_run_dir, rng_state
+from pmlm.train.run_dir import check_resumable, prepare_run_dir, rng_state, training_record
 from pmlm.train.setup import build_model, open_log, seed_dropout, train_batches
 
 
@@ -174,6 +174,9 @@ def _pretrain(cfg: TrainConfig, d: Dist, on_step: Callable | None) -> Path:
         if d.main:
             log.write({"event": "end", "step": step, "elapsed_s": round(time.time() - t_start, 2),
                        "loop_s": round(budget.loop_s(), 2), "cpu_s": round(time.process_time(), 2)})
+            log.close()
+            model.save_pretrained(out, tokenizer=tok, training=training_record(cfg, out, corpus.description,
+                                                                               device))
     finally:
         if bar is not None:
             bar.close()

@@ -102,3 +102,29 @@ class MetricsLog:
     def close(self) -> None:
         if self.file is not None:
             self.file.close()
+            self.file = None
+
+
+def training_record(cfg: TrainConfig, out: Path, data: str, device: torch.device) -> dict:
+    """``training.json``: how the model in ``out`` was made (command, seed, data, time, final metrics)."""
+    import platform
+    import sys
+    import time
+
+    records = []
+    path = out / METRICS_FILE
+    if path.is_file():
+        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    val = [r for r in records if r.get("split") == "val"]
+    ends = [r for r in records if r.get("event") == "end"]
+    start = next((r for r in records if r.get("event") == "start"), {})
+    return {"command": " ".join(["python -m pmlm.train", *sys.argv[1:]]) if sys.argv[0].endswith(
+                ("pmlm-train", "__main__.py")) else None,
+            "train_config": cfg.to_dict(), "seed": cfg.seed, "data": data, "device": str(device),
+            "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+            "torch": torch.__version__, "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "steps": ends[-1]["step"] if ends else None,
+            # every process of a resumed run: its wall, loop and CPU seconds
+            "processes": [{k: r.get(k) for k in ("elapsed_s", "loop_s", "cpu_s")} for r in ends],
+            "parameters": start.get("parameters"), "unigram_val_loss": start.get("unigram_val_loss"),
+            "final_validation": val[-1] if val else None}

@@ -53,7 +53,7 @@ def build_model(cfg: TrainConfig, d: Dist, out: Path, state: dict | None) -> tup
 def train_batches(cfg: TrainConfig, corpus: Corpus, d: Dist, device: torch.device, micro: int):
     """The masked micro-batches from micro-step ``micro`` on (each a pure function of its index)."""
     collator = make_collator(corpus.tokenizer, objective=cfg.objective, factorization=cfg.factorization,
-                             max_length=cfg.max_length, generator=torch.Generator())
+                             max_length=cfg.max_length, mask_ratio=cfg.mask_ratio, generator=torch.Generator())
     end = 2**62 if cfg.time_budget is not None else cfg.steps * cfg.grad_accum  # a budget ends by time
     return torch.utils.data.DataLoader(
         MicroBatches(corpus.train, BatchOrder(corpus.train, cfg.batch_size, cfg.seed, d), collator,

@@ -81,7 +81,8 @@ def plot_loss_curves(metrics_path, ax=None, *, smooth: int = 5):
     (running mean over ``smooth`` log lines); lines with dots: validation on the run's fixed
     examples and masks. An objective the run does not train (PAR under ``--objective ae``) still
     shows its validation numbers: the evaluation always lays out both. Dashed grey: the unigram
-    baseline (predicting from word-piece frequencies alone), when the run logged it.
+    baseline (predicting from word-piece frequencies alone), when the run logged it. Accuracy is
+    on the positions shown as ``[M]`` (and the baseline on the same tokens) when the run logged it.
     """
     import json
     from pathlib import Path
@@ -103,6 +104,8 @@ def plot_loss_curves(metrics_path, ax=None, *, smooth: int = 5):
     loss_ax, acc_ax = axes[0], (axes[1] if len(axes) > 1 else None)
     start = next((r for r in records if r.get("event") == "start"), {})
     colors = {"ae": "tab:blue", "par": "tab:orange"}
+    val_records = [r for r in records if r.get("split") == "val"]
+    m_only = bool(val_records) and val_records[-1].get("val_ae_m_acc") is not None  # pmlm >= 0.2 runs
     for name in ("ae", "par"):
         train = [(r["step"], r[f"{name}_loss"]) for r in records
                  if r.get("split") == "train" and r.get(f"{name}_loss") is not None]
@@ -117,14 +120,18 @@ def plot_loss_curves(metrics_path, ax=None, *, smooth: int = 5):
             loss_ax.plot(steps, [r[f"val_{name}_loss"] for r in val], "o-", color=colors[name], lw=2,
                          ms=4, label=f"{name.upper()} validation")
             if acc_ax is not None:
-                acc_ax.plot(steps, [r[f"val_{name}_acc"] for r in val], "o-", color=colors[name],
-                            lw=2, ms=4, label=f"{name.upper()} validation")
+                key = f"val_{name}_m_acc" if m_only else f"val_{name}_acc"
+                acc_ax.plot(steps, [r[key] for r in val], "o-", color=colors[name],
+                            lw=2, ms=4, label=f"{name.upper()} validation" + (" ([M] only)" if m_only else ""))
+    baselines = {"unigram_val_loss": start.get("unigram_val_loss"),
+                 "unigram_val_acc": val_records[-1]["unigram_m_acc"] if m_only else start.get("unigram_val_acc")}
     for a, key, what in ((loss_ax, "unigram_val_loss", "cross entropy (nats per masked token)"),
-                         (acc_ax, "unigram_val_acc", "top-1 accuracy on masked tokens")):
+                         (acc_ax, "unigram_val_acc", "top-1 accuracy on masked tokens"
+                          + (" shown as [M]" if m_only else ""))):
         if a is None:
             continue
-        if key in start:
-            a.axhline(start[key], color="grey", ls="--", lw=1, label="unigram baseline")
+        if baselines[key] is not None:
+            a.axhline(baselines[key], color="grey", ls="--", lw=1, label="unigram baseline")
         a.set_xlabel("optimizer step")
         a.set_ylabel(what)
         a.grid(alpha=0.3)
