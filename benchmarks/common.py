@@ -26,13 +26,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import json
 import os
-import platform
 import re
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -367,27 +364,14 @@ def fmt_spread(s: dict[str, float], digits: int = 2) -> str:
 
 
 def machine() -> dict[str, str]:
-    """What the numbers were measured on: CPU model (lscpu), threads, library versions."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        m = re.search(r"Model name:\s*(.+)", out)
-        cpu = m.group(1).strip() if m else cpu
-    except (OSError, subprocess.SubprocessError):
-        pass
-    info = {"date": datetime.date.today().isoformat(), "cpu": cpu, "cores": str(os.cpu_count()),
-            "threads": str(torch.get_num_threads()), "python": platform.python_version(),
-            "torch": torch.__version__, "malloc": describe_malloc()}
-    try:
-        with open("/proc/loadavg") as f:
-            info["load"] = " ".join(f.read().split()[:3])  # 1, 5, 15 min load averages at the start
-    except OSError:
-        pass
+    """What the numbers were measured on: :func:`pmlm.machine.machine_info`, malloc, transformers."""
+    from pmlm.machine import machine_info
+
+    info = machine_info()
+    info["malloc"] = describe_malloc()
     if hf_available():
         import transformers
         info["transformers"] = transformers.__version__
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
     return info
 
 

@@ -7,9 +7,10 @@
 Each recipe is the ``tiny`` preset with some fields changed (:data:`RECIPES`), trained by
 ``pmlm.train.pretrain`` with ``time_budget`` minutes (the schedule runs on the elapsed fraction, so
 every recipe gets the same wall time, however fast its steps). One line per finished recipe goes
-to ``benchmarks/recipes.jsonl`` (the machine, threads, load, date, seed and the final validation
+to ``results/recipes.jsonl`` (the machine, threads, load, date, seed and the final validation
 record); recipes already there are skipped, so the study may run piecewise and resume after a
-stop. ``--report`` writes the table between the ``recipes`` markers of ``docs/training.md``.
+stop. ``--report`` renders the table between the ``recipes`` markers of ``docs/training.md``
+(:mod:`pmlm.reports`).
 
 The numbers to compare: masked bits per character and ``[M]``-only AE and PAR accuracy on the same
 256 held-out Austen examples with the same masks (every recipe with the Austen validation split
@@ -29,13 +30,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from common import machine, machine_line  # noqa: E402
+from common import machine  # noqa: E402
 
 from pmlm.checkpoint import read_metrics  # noqa: E402
 from pmlm.train import TrainConfig, pretrain  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "recipes.jsonl"
-DOC = ROOT / "docs" / "training.md"
+RESULTS = ROOT / "results" / "recipes.jsonl"
 
 # name -> (TrainConfig overrides of the tiny preset, what the row tests). "baseline" is the tiny
 # recipe as it stood before this study (8k pieces, post-LN, 2 x 128, lr 3e-3), stretched to the budget.
@@ -83,37 +83,11 @@ def load_results() -> list[dict]:
     return [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
 
 
-def table(results: list[dict]) -> str:
-    if not results:
-        return "No recipe has been run yet (`python benchmarks/recipes.py`)."
-    base = next((r for r in results if r["name"] == "baseline"), None)
-    lines = ["| recipe | what changes | steps | params | masked bits/char | vs baseline | AE acc [M] | "
-             "PAR acc [M] | unigram acc [M] |", "|---|---|---|---|---|---|---|---|---|"]
-    for r in results:
-        v = r["val"]
-        rel = (f"{100 * (v['val_ae_m_bpc'] / base['val']['val_ae_m_bpc'] - 1):+.1f}%"
-               if base is not None else "-")
-        lines.append(f"| `{r['name']}` | {r['what']} | {r['steps']:,} | {r['parameters'] / 1e6:.2f}M | "
-                     f"{v['val_ae_m_bpc']:.3f} (PAR {v['val_par_m_bpc']:.3f}) | {rel} | "
-                     f"{v['val_ae_m_acc']:.3f} | {v['val_par_m_acc']:.3f} | {v['unigram_m_acc']:.3f} |")
-    m = results[0]["machine"]
-    minutes = sorted({r["minutes"] for r in results})
-    lines += ["", f"Each row: {', '.join(f'{x:g}' for x in minutes)} minutes of wall time "
-              f"(`time_budget`), seed {results[0]['seed']}, measured {m['date']} on {machine_line(m)}. "
-              "Masked bits per character: AE on the `[M]` positions (PAR in brackets); vs baseline: "
-              "change of the AE figure. Written by `benchmarks/recipes.py` from `benchmarks/recipes.jsonl`."]
-    return "\n".join(lines)
+def write_report() -> None:
+    from pmlm.reports import write_reports
 
-
-def write_report(results: list[dict]) -> None:
-    begin, end = "<!-- recipes:begin -->", "<!-- recipes:end -->"
-    text = DOC.read_text()
-    block = f"{begin}\n{table(results)}\n{end}"
-    if begin in text and end in text:
-        text = text[: text.index(begin)] + block + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip() + "\n\n### Recipes measured side by side\n\n" + block + "\n"
-    DOC.write_text(text)
+    for path in write_reports():
+        print(f"updated {path.relative_to(ROOT)}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -141,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name}: {result['steps']} steps, AE [M] acc {v['val_ae_m_acc']:.3f} bpc "
                   f"{v['val_ae_m_bpc']:.3f}, PAR [M] acc {v['val_par_m_acc']:.3f} bpc {v['val_par_m_bpc']:.3f}",
                   flush=True)
-    write_report(load_results())
+    write_report()
 
 
 if __name__ == "__main__":

@@ -26,8 +26,11 @@ Why each rule (the paper's "leaks"):
 
 * context rows never see appended tokens, so the context encodings are those of BERT's masked LM
   and serve the autoencoding (AE) loss and, reused, every PAR step in the same pass;
-* a ``[P]`` never sees its own original (explicit leak) nor any original of a later step, and no
-  token it sees has seen one (implicit leak: ``[P]4 -> x6 -> x4`` is cut because x6 is context);
+* a ``[P]`` never sees the *appended copy* of its own original (explicit leak) nor any original of
+  a later step, and no token it sees has seen one (implicit leak: ``[P]4 -> x6 -> x4`` is cut
+  because x6 is context). It does see every context token: where the 80/10/10 replacement kept
+  the original (10% of the masked positions) the context shows it, and the ``[P]`` can read it
+  there, as an ``[M]`` row can; the ``[M]``-only scores of :mod:`pmlm.metrics` leave those out;
 * every step sees all the ``[M]`` of the context: "global masking information".
 
 The official fine-tuning code (microsoft/unilm ``s2s-ft``, ``create_attention_mask``) builds the

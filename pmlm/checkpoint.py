@@ -120,7 +120,19 @@ def checkpoint_tokenizer(run: str | Path, state: dict) -> Tokenizer:
 
 
 def load_pretrained(run_dir: str | Path, map_location="cpu") -> tuple[PMLMModel, Tokenizer]:
-    """The pre-trained model (in eval mode) and its tokenizer from a run directory."""
+    """The pre-trained model (in eval mode) and its tokenizer from a run directory.
+
+    The run's ``checkpoint.pt`` when there is one (the latest step, also of a run still training);
+    else the model files of ``save_pretrained`` (``config.json``, ``model.safetensors``,
+    ``tokenizer.json``), e.g. the shipped reference model; ``"reference"`` names that one.
+    """
+    from pmlm.pretrained import load_model, reference_dir
+
+    if str(run_dir) == "reference":
+        run_dir = reference_dir()
+    if not checkpoint_path(run_dir).is_file() and (Path(run_dir) / "model.safetensors").is_file():
+        model, tok = load_model(run_dir)
+        return model.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu"), tok
     state = read_checkpoint(run_dir, map_location)
     try:
         config = PMLMConfig.from_dict(state["model_config"])

@@ -31,6 +31,7 @@ import torch
 from pmlm.checkpoint import load_pretrained, read_metrics
 from pmlm.data import boundary_ids, pack_document, prepare_corpus
 from pmlm.layout import IGNORE_INDEX, build_pmlm_example
+from pmlm.machine import machine_info
 from pmlm.masking import sample_blocks
 from pmlm.tokenizer import make_collator, special_ids
 from pmlm.train import TrainConfig, describe_device, pretrain, smoke_mode
@@ -121,20 +122,25 @@ def pieces_text(tok, ids: list[int]) -> str:
     return " ".join(words)
 
 
-def print_fill_ins(tok, results: list[dict]) -> None:
-    width = 22
+def fill_in_lines(tok, results: list[dict]) -> list[str]:
+    """The fill-in printout, line by line: each sentence with its blocks, truth, AE and PAR guesses."""
+    width, lines = 22, []
     for n, r in enumerate(results, start=1):
-        print(f"\nvalidation example {n}: {render_masked(tok, r['ids'], r['blocks'])}")
-        print(f"    {'block':<6}{'truth':<{width}}{'AE fill-in':<{width}}{'PAR fill-in':<{width}}")
+        lines += ["", f"validation example {n}: {render_masked(tok, r['ids'], r['blocks'])}",
+                  f"    {'block':<6}{'truth':<{width}}{'AE fill-in':<{width}}{'PAR fill-in':<{width}}"]
         for k, b in enumerate(r["blocks"], start=1):
             cells = []
             for key in ("truth", "ae", "par"):
                 text = pieces_text(tok, b[key]) or "?"
                 mark = "" if key == "truth" else (" *" if b[key] == b["truth"] else "")
                 cells.append((text + mark)[:width - 1])
-            print(f"    {k:<6}" + "".join(f"{c:<{width}}" for c in cells))
-    print("\n(* = the whole block guessed right; AE guesses each token from its [M] alone, PAR from its\n"
-          " [P]s having seen the true tokens of the earlier blocks: Eqs. 4 and 5 of the paper)")
+            lines.append(f"    {k:<6}" + "".join(f"{c:<{width}}" for c in cells))
+    return lines + ["", "(* = the whole block guessed right; AE guesses each token from its [M] alone, PAR from its",
+                    " [P]s having seen the true tokens of the earlier blocks: Eqs. 4 and 5 of the paper)"]
+
+
+def print_fill_ins(tok, results: list[dict]) -> None:
+    print("\n".join(fill_in_lines(tok, results)))
 
 
 def mask_figure(tok, corpus, path: Path, seed: int) -> Path:
@@ -222,6 +228,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, help="train this many steps instead of --minutes")
     p.add_argument("--examples", type=int, default=4, help="validation sentences to fill in")
     p.add_argument("--dataset", help="another corpus (see pmlm.train --dataset); default: bundled Austen")
+    p.add_argument("--record", action="store_true",
+                   help="also write the summary, with the machine, to results/demo.json (the numbers the "
+                        "README and docs quote; python -m pmlm.reports renders them)")
     args = p.parse_args(argv)
 
     cuda = torch.cuda.is_available()
@@ -258,7 +267,13 @@ def main(argv: list[str] | None = None) -> None:
     print_fill_ins(tok, results)
 
     s = summary(run, seconds, preset, device)
+    s["eval_examples"] = cfg.eval_examples
+    s["machine"] = machine_info()
     (Path(run) / "summary.json").write_text(json.dumps(s, indent=2) + "\n")
+    if args.record:
+        from pmlm.reports import RESULTS
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "demo.json").write_text(json.dumps({**s, "fill_ins": fill_in_lines(tok, results)}, indent=2) + "\n")
     print(f"\n== what the model learned ({s['steps']} steps, {s['wall_s']:.0f} s in all, "
           f"{s['tokens_per_s']:,} text tokens/s, {s['parameters']:,} parameters) ==")
     print(f"validation, {cfg.eval_examples} held-out examples, fixed masks; scored on the masked tokens "

@@ -1,6 +1,7 @@
 """The benchmarks measure what they claim: the naive baseline is the same math as the one pass, and
 each benchmark script runs end to end at tiny sizes (a smoke test; the real runs are `make bench`)."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -94,3 +95,11 @@ def test_collator_throughput_runs():
 def test_gpu_check_script_parses():
     script = ROOT / "benchmarks" / "gpu_check.sh"
     assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+
+
+def test_loop_overhead_runs():
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "loop_overhead.py"), "--steps", "4",
+                          "--rounds", "1"], capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "PMLM_SMOKE": "1"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Loop / bare: median" in out.stdout

@@ -57,7 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     sub = p.add_subparsers(dest="task", required=True)
     for name in ("classify", "seq2seq"):
         s = sub.add_parser(name)
-        s.add_argument("--pretrained", help="run directory of pmlm.train (default: no pre-training, the control)")
+        s.add_argument("--pretrained", help="run directory of pmlm.train, a save_pretrained directory, or "
+                                            "'reference' for the shipped model (default: none, the control)")
         s.add_argument("--tokenizer", help="tokenizer.json to use instead of the run's own")
         s.add_argument("--preset", choices=("smoke", "tiny", "small"),
                        help="fine-tuning recipe (default: smoke under PMLM_SMOKE/CI, else tiny)")

@@ -79,15 +79,10 @@ class Evaluator:
     def __init__(self, cfg: TrainConfig, corpus: Corpus, model: PMLMModel, device: torch.device,
                  autocast: bool) -> None:
         tok = corpus.tokenizer
-        collator = make_collator(tok, objective="ae+par", factorization=cfg.factorization,
-                                 max_length=cfg.max_length,
-                                 generator=torch.Generator().manual_seed(cfg.seed + 12345))
-        examples = corpus.validation.examples[:cfg.eval_examples]
-        self.batches = [collator(examples[i:i + cfg.batch_size])
-                        for i in range(0, len(examples), cfg.batch_size)]
+        self.batches = fixed_batches(tok, corpus.validation.examples[:cfg.eval_examples], seed=cfg.seed + 12345,
+                                     batch_size=cfg.batch_size, factorization=cfg.factorization)
         self.model, self.device, self.autocast = model, device, autocast
-        self.kw = dict(mask_id=special_ids(tok)["mask"], unigram_log_probs=unigram_log_probs(corpus),
-                       piece_chars=piece_characters(tok.get_vocab(), set(SPECIAL_TOKENS)))
+        self.kw = scoring_inputs(tok, unigram_log_probs(corpus))
 
     def __call__(self, step: int) -> dict:
         return {"step": step, "split": "val",
@@ -99,3 +94,32 @@ def describe_val(val: dict) -> str:
     return (f"step {val['step']}: [M]-only AE acc {val['val_ae_m_acc']:.3f} bpc {val['val_ae_m_bpc']:.3f} "
             f"| PAR acc {val['val_par_m_acc']:.3f} bpc {val['val_par_m_bpc']:.3f} "
             f"| unigram acc {val['unigram_m_acc']:.3f} bpc {val['unigram_m_bpc']:.3f}")
+
+
+def score_examples(model: PMLMModel, tok, examples: list[list[int]], *, unigram: torch.Tensor,
+                   seed: int = 0, batch_size: int = 32, factorization: str = "block",
+                   device: torch.device | str = "cpu") -> dict[str, float]:
+    """:func:`evaluate` on packed ``examples`` with fixed masks drawn from ``seed``: the scores of
+    any held-out text (another corpus, a task's validation split) with the same definitions.
+
+    ``unigram`` (V,) are the log word-piece frequencies of the *training* text of the model
+    (:func:`pmlm.data.unigram_log_probs`), the baseline it is compared with.
+    """
+    if not examples:
+        raise ValueError("no examples to score: pack some text first (pmlm.data.pack_documents)")
+    batches = fixed_batches(tok, examples, seed=seed, batch_size=batch_size, factorization=factorization)
+    return evaluate(model, batches, torch.device(device), False, **scoring_inputs(tok, unigram))
+
+
+def fixed_batches(tok, examples: list[list[int]], *, seed: int, batch_size: int,
+                  factorization: str = "block") -> list[dict[str, torch.Tensor]]:
+    """Validation batches of ``examples`` with AE and PAR laid out and masks fixed by ``seed``."""
+    collator = make_collator(tok, objective="ae+par", factorization=factorization,
+                             max_length=max(len(e) for e in examples), generator=torch.Generator().manual_seed(seed))
+    return [collator(examples[i:i + batch_size]) for i in range(0, len(examples), batch_size)]
+
+
+def scoring_inputs(tok, unigram: torch.Tensor) -> dict:
+    """The keyword arguments of :func:`evaluate` that come from the tokenizer and the unigram model."""
+    return dict(mask_id=special_ids(tok)["mask"], unigram_log_probs=unigram,
+                piece_chars=piece_characters(tok.get_vocab(), set(SPECIAL_TOKENS)))

@@ -1,0 +1,103 @@
+"""The shipped reference model: train it (resumable), export it into the package, report its numbers.
+
+    python scripts/reference_model.py train       # pre-train into runs/reference (resumes if stopped)
+    python scripts/reference_model.py export      # fp16 model files -> pmlm/checkpoints/austen-tiny/
+    python scripts/reference_model.py report      # its numbers into README.md and docs/training.md
+
+``train`` runs the project's own command, ``python -m pmlm.train`` with :data:`ARGS` (a time budget,
+so the run spans any number of processes: each resume continues the schedule where the last one
+stopped). ``export`` writes ``config.json``, ``model.safetensors`` (float16), ``tokenizer.json``,
+``training.json`` (the run's record) and ``evaluation.json``: ``[M]``-only AE and PAR accuracy and
+masked bits per character, with the unigram baseline on the same tokens, on held-out Austen
+chapters, on the verses of the verse task's validation books and on the sentiment task's
+validation sentences, all scored from the float16 weights as shipped; and a small fixed sample
+that ``tests/test_reference.py`` re-evaluates to the recorded numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+RUN = ROOT / "runs" / "reference"
+NAME = "austen-tiny"
+OUT = ROOT / "pmlm" / "checkpoints" / NAME
+# the recipe: see docs/training.md ("The reference model") for why these values
+ARGS = ["--preset", "tiny", "--time-budget", "36", "--out-dir", str(RUN.relative_to(ROOT)), "--save-every", "250",
+        "--eval-every", "1000", "--eval-examples", "512", "--seed", "0"]
+SAMPLE = 64  # validation examples of the test's re-evaluation
+
+
+def train(extra: list[str]) -> None:
+    resume = ["--resume"] if (RUN / "checkpoint.pt").is_file() else []
+    cmd = [sys.executable, "-m", "pmlm.train", *ARGS, *extra, *resume]
+    print(" ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, cwd=ROOT)
+
+
+def held_out_texts(tok, max_length: int):
+    """Packed held-out examples: Austen validation chapters, validation-book verses, validation reviews."""
+    from pmlm.corpora.splits import bible_splits, sentiment_splits
+    from pmlm.data import pack_documents
+
+    verses = bible_splits()["validation"]
+    chapters: dict[tuple, list[str]] = {}
+    for row in verses:
+        chapter = row["ref"].rsplit(":", 1)[0]
+        chapters.setdefault(("kjv", chapter), []).append(row["source"])
+        chapters.setdefault(("web", chapter), []).append(row["target"])
+    reviews = [r["text"] for r in sentiment_splits()["validation"]]
+    review_docs = [reviews[i:i + 20] for i in range(0, len(reviews), 20)]
+    return {"verses": pack_documents(list(chapters.values()), tok, max_length).examples,
+            "reviews": pack_documents(review_docs, tok, max_length).examples}
+
+
+def export() -> None:
+    import torch
+
+    from pmlm.checkpoint import load_pretrained
+    from pmlm.data import prepare_corpus, unigram_log_probs
+    from pmlm.model import PMLMModel
+    from pmlm.pretrained import training_info
+    from pmlm.train.evaluation import score_examples
+
+    model, tok = load_pretrained(RUN)  # the run's latest checkpoint
+    info = training_info(RUN) if (RUN / "training.json").is_file() else {}
+    cfg = json.loads(json.dumps(torch.load(RUN / "checkpoint.pt", weights_only=True)["train_config"]))
+    model.save_pretrained(OUT, tokenizer=tok, training=info, dtype=torch.float16)
+    shipped = PMLMModel.from_pretrained(OUT)  # score what ships: the float16 weights
+    corpus = prepare_corpus(cfg["dataset"], val_fraction=cfg["val_fraction"], seed=cfg["seed"],
+                            max_length=cfg["max_length"], tokenizer=tok, extra_text=cfg.get("extra_text"))
+    unigram = unigram_log_probs(corpus)
+    sets = {"austen": corpus.validation.examples, **held_out_texts(tok, cfg["max_length"])}
+    evaluation = {"masks_seed": 0, "note": "[M]-only scores of the float16 weights; unigram = training-split "
+                  "word-piece frequencies on the same tokens"}
+    for name, examples in sets.items():
+        evaluation[name] = {"examples": len(examples), **score_examples(shipped, tok, examples, unigram=unigram)}
+        print(name, {k: round(v, 4) for k, v in evaluation[name].items() if isinstance(v, float)}, flush=True)
+    evaluation["sample"] = {"examples": SAMPLE, **score_examples(shipped, tok, corpus.validation.examples[:SAMPLE],
+                                                                  unigram=unigram)}
+    (OUT / "evaluation.json").write_text(json.dumps(evaluation, indent=2) + "\n")
+    print(f"exported to {OUT} ({sum(p.stat().st_size for p in OUT.iterdir()) / 1e6:.1f} MB)")
+
+
+def main() -> None:
+    what = sys.argv[1] if len(sys.argv) > 1 else ""
+    if what == "train":
+        train(sys.argv[2:])
+    elif what == "export":
+        export()
+    elif what == "report":
+        from pmlm.reports import write_reference_report
+        write_reference_report()
+    else:
+        raise SystemExit("usage: python scripts/reference_model.py train|export|report")
+
+
+if __name__ == "__main__":
+    main()
