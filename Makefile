@@ -1,5 +1,6 @@
 # make demo: set up .venv if needed, then run the main job.
 # make test: set up .venv if needed, then run the tests and the notebooks (nbval).
+# make lab: open the notebooks in JupyterLab, on the environment of .venv.
 # make figures: redraw figures/ (method figures; training figures from runs/ when present).
 # make bench: add the bench extra (transformers, for the HF peer) and run the CPU benchmarks, which
 #   update benchmarks/RESULTS.md and figures/step_cost_vs_length.png (long: BENCH_ARGS to pass flags).
@@ -8,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test figures bench clean
+.PHONY: demo test figures bench lab clean
 
 $(STAMP): requirements-lock.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +23,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# make lab: JupyterLab on the project's environment, opened on notebooks/
+lab: $(STAMP)
+	$(PY) -m jupyter lab notebooks/
 
 figures: $(STAMP)
 	$(PY) -m pmlm.figures

@@ -128,7 +128,8 @@ def test_fast_init_keeps_the_softmax_tied_and_starts_at_word_frequencies():
 
 def test_run_directory_layout_and_metrics(finished_run):
     run = Path(finished_run)
-    assert {p.name for p in run.iterdir()} == {"checkpoint.pt", "tokenizer.json", "metrics.jsonl"}
+    assert {p.name for p in run.iterdir()} == {"checkpoint.pt", "tokenizer.json", "metrics.jsonl", "config.json",
+                                              "model.safetensors", "training.json"}
     state = read_checkpoint(run)
     assert state["step"] == 8 and len(state["rng"]) == 1
     assert {"model", "optimizer", "scheduler", "model_config", "train_config", "tokenizer"} <= set(state)

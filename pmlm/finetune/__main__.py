@@ -12,7 +12,9 @@ a tokenizer trained on the task's training text. ``--preset smoke`` (also chosen
 or ``CI``) runs in seconds; ``tiny`` in minutes on a CPU; ``small`` is the GPU recipe. Flags
 override single fields of the preset. ``--data FILE`` (classify only) reads a ``.tsv``/``.csv``
 (optionally ``.gz``) or ``.jsonl`` with ``label`` and ``text`` columns; ``--labels`` names its
-classes. Metrics are printed as JSON and written to ``--out`` if given.
+classes. Metrics are printed as JSON and written to ``--out`` if given; ``--save DIR`` keeps the
+fine-tuned model (``pmlm.finetune.saved``) for ``python -m pmlm.predict``. Bad input (a missing or
+corrupt checkpoint, a label outside the classes, another vocabulary) ends with one error line.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         s.add_argument("--eval-limit", type=int, help="... and of evaluation examples")
         s.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda")
         s.add_argument("--out", help="write the metrics as JSON here")
+        s.add_argument("--save", metavar="DIR", help="save the fine-tuned model here (for python -m pmlm.predict)")
     c = sub.choices["classify"]
     c.add_argument("--data", help="a .tsv/.csv/.jsonl with label and text columns (default: bundled Rotten Tomatoes)")
     c.add_argument("--labels", default=",".join(SENTIMENT_LABELS), help="comma-separated class names")
@@ -91,14 +94,23 @@ def overrides(args: argparse.Namespace, names: dict[str, str]) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    try:
+        return run(args)
+    except (ValueError, FileNotFoundError) as err:  # bad input: one line a user can act on
+        raise SystemExit(f"python -m pmlm.finetune {args.task}: error: {err}") from None
+
+
+def run(args: argparse.Namespace) -> dict:
     preset = args.preset or ("smoke" if smoke_mode() else "tiny")
     common = {"seed": "seed", "lr": "lr", "batch_size": "batch_size", "epochs": "epochs",
               "max_steps": "max_steps", "train_limit": "train_limit", "eval_limit": "eval_limit"}
+    extra: dict = {"save": args.save}
     if args.task == "classify":
         labels = [x.strip() for x in args.labels.split(",") if x.strip()]
         splits = sentiment_splits(read_rows(args.data) if args.data else None, labels)
         cfg = ClassifyConfig.preset(preset, **overrides(args, common))
         texts = [r["text"] for r in splits["train"]]
+        extra.update(class_names=labels, num_classes=len(labels))
     else:
         splits = bible_splits()
         cfg = Seq2SeqConfig.preset(preset, **overrides(args, {**common, "word_drop": "word_drop",
@@ -111,8 +123,8 @@ def main(argv: list[str] | None = None) -> dict:
     model, tok = load_backbone(args.pretrained, texts=texts, size=args.size, tokenizer=args.tokenizer)
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     model.to(torch.device(device))
-    run = finetune_classify if args.task == "classify" else finetune_seq2seq
-    metrics = run(model, tok, splits, cfg, log=lambda line: print(line, file=sys.stderr))
+    finetune = finetune_classify if args.task == "classify" else finetune_seq2seq
+    metrics = finetune(model, tok, splits, cfg, log=lambda line: print(line, file=sys.stderr), **extra)
     metrics["pretrained"] = args.pretrained
     print(json.dumps({k: v for k, v in metrics.items() if k != "config"}, indent=2))
     if args.out:

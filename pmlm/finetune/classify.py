@@ -21,6 +21,7 @@ import copy
 import math
 import time
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -116,12 +117,14 @@ def accuracy(clf: PMLMClassifier, seqs: list[list[int]], labels: list[int], pad_
 
 def finetune_classify(model: PMLMModel, tok: Tokenizer, splits: dict[str, list[dict]],
                       cfg: ClassifyConfig, *, num_classes: int | None = None,
-                      log=print) -> dict:
+                      log=print, save: str | Path | None = None, class_names: list[str] | None = None) -> dict:
     """Fine-tune ``model`` (changed in place) on ``splits`` ({split: [{"text", "label": int}]}).
 
     Returns metrics: ``test_acc`` and ``val_acc`` of the best-validation epoch, ``majority_acc``
     (test accuracy of always answering the most frequent training class), ``train_loss``
-    (mean of the last epoch), ``steps``, ``seconds``, the config.
+    (mean of the last epoch), ``steps``, ``seconds``, the config. With ``save`` the fine-tuned
+    classifier (best validation epoch) is written there (:func:`pmlm.finetune.saved.save_classifier`),
+    its classes named by ``class_names`` (default: their indices).
     """
     from pmlm.finetune.data import subsample
 
@@ -174,7 +177,13 @@ def finetune_classify(model: PMLMModel, tok: Tokenizer, splits: dict[str, list[d
     majority = max(range(num_classes), key=enc["train"][1].count)  # the baseline: always this class
     majority_acc = enc["test"][1].count(majority) / max(1, len(enc["test"][1]))
     log(f"classify: test acc {test:.4f} (best validation acc {best:.4f}; majority class {majority_acc:.4f})")
-    return {"task": "classify", "test_acc": test, "val_acc": best, "majority_acc": majority_acc,
-            "train_loss": sum(losses) / max(1, len(losses)), "steps": step,
-            "n_train": n_train, "n_test": len(enc["test"][0]),
-            "seconds": round(time.time() - start, 1), "config": asdict(cfg)}
+    metrics = {"task": "classify", "test_acc": test, "val_acc": best, "majority_acc": majority_acc,
+               "train_loss": sum(losses) / max(1, len(losses)), "steps": step,
+               "n_train": n_train, "n_test": len(enc["test"][0]),
+               "seconds": round(time.time() - start, 1), "config": asdict(cfg)}
+    if save is not None:
+        from pmlm.finetune.saved import save_classifier
+        names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
+        save_classifier(clf, tok, save, labels=names, max_length=cfg.max_length, metrics=metrics)
+        metrics["saved"] = str(save)
+    return metrics

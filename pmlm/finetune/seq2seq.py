@@ -42,6 +42,7 @@ import math
 import random
 import time
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -210,11 +211,12 @@ def evaluate_generation(model: PMLMModel, tok: Tokenizer, rows: list[dict], pair
 
 
 def finetune_seq2seq(model: PMLMModel, tok: Tokenizer, splits: dict[str, list[dict]],
-                     cfg: Seq2SeqConfig, *, log=print) -> dict:
+                     cfg: Seq2SeqConfig, *, log=print, save: str | Path | None = None) -> dict:
     """Fine-tune ``model`` (in place) on {split: [{"source", "target"}]} and decode the test split.
 
     Returns ``bleu``, ``chrf``, ``copy_bleu`` on test, ``val_loss``, ``train_loss``, ``steps``,
-    counts of pairs used and left out, ``seconds`` and the config.
+    counts of pairs used and left out, ``seconds`` and the config. With ``save`` the fine-tuned model
+    and its decoding settings are written there (:func:`pmlm.finetune.saved.save_seq2seq`).
     """
     from pmlm.finetune.data import subsample
 
@@ -259,8 +261,14 @@ def finetune_seq2seq(model: PMLMModel, tok: Tokenizer, splits: dict[str, list[di
     scores = evaluate_generation(model, tok, test_rows, test_pairs, ids, cfg.decode)
     log(f"seq2seq: test BLEU {scores['bleu']:.2f}, chrF {scores['chrf']:.2f} "
         f"(copying the source: BLEU {scores['copy_bleu']:.2f}); validation loss {val:.4f}")
-    return {"task": "seq2seq", **scores, "val_loss": val,
-            "train_loss": sum(losses[-50:]) / max(1, len(losses[-50:])), "steps": step,
-            "n_train": len(train_pairs), "n_test": len(test_pairs),
-            "left_out_train": left_train, "left_out_test": left_test,
-            "seconds": round(time.time() - start, 1), "config": asdict(cfg)}
+    metrics = {"task": "seq2seq", **scores, "val_loss": val,
+               "train_loss": sum(losses[-50:]) / max(1, len(losses[-50:])), "steps": step,
+               "n_train": len(train_pairs), "n_test": len(test_pairs),
+               "left_out_train": left_train, "left_out_test": left_test,
+               "seconds": round(time.time() - start, 1), "config": asdict(cfg)}
+    if save is not None:
+        from pmlm.finetune.saved import save_seq2seq
+        save_seq2seq(model, tok, save, max_source_len=cfg.max_source_len, max_target_len=cfg.max_target_len,
+                     decode=cfg.decode, metrics={k: v for k, v in metrics.items() if k != "examples"})
+        metrics["saved"] = str(save)
+    return metrics

@@ -105,3 +105,53 @@ def load_corpus(cfg: TrainConfig, tok, d: Dist) -> Corpus:
 
     tok_json = rank0_decides(train_on_rank0, d)
     return box["corpus"] if d.main else prepare(Tokenizer.from_str(tok_json))
+
+
+class Prefetch:
+    """Iterate ``source`` in a background thread, ``depth`` items ahead (for ``num_workers=0``).
+
+    Building a masked batch is Python work (Algorithm 1, the layout) while a training step spends
+    most of its time in torch kernels that release the GIL, so one thread builds the next batch
+    while the step runs: the batches are the same, in the same order (each is a pure function of
+    its micro-step), only earlier. An exception in the thread is raised in the consumer.
+    """
+
+    _END = object()
+
+    def __init__(self, source, depth: int = 2) -> None:
+        import queue
+        import threading
+
+        self.queue: "queue.Queue" = queue.Queue(maxsize=depth)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._fill, args=(iter(source),), daemon=True)
+        self.thread.start()
+
+    def _fill(self, it) -> None:
+        try:
+            for item in it:
+                while not self.stop.is_set():
+                    try:
+                        self.queue.put(item, timeout=0.1)
+                        break
+                    except Exception:  # queue.Full: the consumer is busy; check stop and retry
+                        continue
+                if self.stop.is_set():
+                    return
+            self.queue.put(self._END)
+        except BaseException as err:  # noqa: BLE001  handed to the consumer
+            self.queue.put(err)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        item = self.queue.get()
+        if item is self._END:
+            raise StopIteration
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self) -> None:
+        self.stop.set()

@@ -34,7 +34,7 @@ from torch import nn
 from pmlm.allocator import keep_freed_memory
 from pmlm.checkpoint import CHECKPOINT_FILE, read_checkpoint, save_checkpoint
 from pmlm.model import PMLMModel
-from pmlm.train.batches import to_device
+from pmlm.train.batches import Prefetch, to_device
 from pmlm.train.budget import Budget, accumulation
 from pmlm.train.config import TrainConfig
 from pmlm.train.distributed import Dist, init_distributed, pick_device, rank0_decides
@@ -102,7 +102,8 @@ def _pretrain(cfg: TrainConfig, d: Dist, on_step: Callable | None) -> Path:
     if d.world > 1:
         loss_module = nn.parallel.DistributedDataParallel(
             loss_module, device_ids=[device.index] if device.type == "cuda" else None)
-    batches = iter(train_batches(cfg, corpus, d, device, micro))
+    loader = train_batches(cfg, corpus, d, device, micro)
+    batches = Prefetch(loader) if cfg.num_workers == 0 else iter(loader)  # the next batch built during a step
     evaluator = Evaluator(cfg, corpus, model, device, autocast) if d.main else None
     log = open_log(cfg, d, out, state, corpus, model)
 
@@ -178,6 +179,8 @@ def _pretrain(cfg: TrainConfig, d: Dist, on_step: Callable | None) -> Path:
             model.save_pretrained(out, tokenizer=tok, training=training_record(cfg, out, corpus.description,
                                                                                device))
     finally:
+        if isinstance(batches, Prefetch):
+            batches.close()
         if bar is not None:
             bar.close()
         log.close()

@@ -1,0 +1,94 @@
+"""Fine-tuned models as files, so that they can be used afterwards (``pmlm.predict``).
+
+A fine-tuned model is saved in the format of :meth:`pmlm.PMLMModel.save_pretrained` (the
+backbone's ``config.json``, ``model.safetensors``, ``tokenizer.json``), plus:
+
+* ``task.json``: ``{"task": "classify", "labels": [...], "max_length": ...}`` or ``{"task": "seq2seq",
+  "max_source_len": ..., "max_target_len": ..., "decode": {...}}``, and the fine-tuning metrics;
+* ``head.safetensors`` (classification only): the classifier head on the ``[SOS]`` state.
+
+:func:`load_finetuned` reads it back, checking the task metadata, the head and the vocabulary.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer
+
+from pmlm.finetune.classify import PMLMClassifier
+from pmlm.finetune.decoding import DecodeConfig
+from pmlm.model import PMLMModel
+from pmlm.model_files import MissingModelFileError, read_json, write_atomic
+from pmlm.pretrained import load_model
+
+TASK_FILE = "task.json"
+HEAD_FILE = "head.safetensors"
+TASKS = ("classify", "seq2seq")
+
+
+@dataclass
+class FineTuned:
+    """A loaded fine-tuned model: ``model`` is a PMLMClassifier (classify) or a PMLMModel (seq2seq)."""
+
+    task: str
+    model: torch.nn.Module
+    tokenizer: Tokenizer
+    meta: dict
+
+
+def save_classifier(clf: PMLMClassifier, tok: Tokenizer, directory: str | Path, *, labels: list[str],
+                    max_length: int, metrics: dict | None = None) -> Path:
+    """Write a fine-tuned classifier: backbone files, ``head.safetensors`` and ``task.json``."""
+    from safetensors.torch import save
+
+    if len(labels) != clf.head[-1].out_features:
+        raise ValueError(f"{len(labels)} class names for a head of {clf.head[-1].out_features} classes")
+    meta = {"task": "classify", "labels": list(labels), "max_length": max_length,
+            "head_dropout": clf.head[0].p, "metrics": metrics or {}}
+    out = clf.backbone.save_pretrained(directory, tokenizer=tok, files={TASK_FILE: json.dumps(meta, indent=2) + "\n"})
+    head = {k: v.detach().cpu().contiguous() for k, v in clf.head.state_dict().items()}
+    write_atomic(out / HEAD_FILE, save(head, metadata={"format": "pt"}))
+    return out
+
+
+def save_seq2seq(model: PMLMModel, tok: Tokenizer, directory: str | Path, *, max_source_len: int,
+                 max_target_len: int, decode: DecodeConfig, metrics: dict | None = None) -> Path:
+    """Write a fine-tuned seq2seq model: the model files and ``task.json`` with its decoding settings."""
+    meta = {"task": "seq2seq", "max_source_len": max_source_len, "max_target_len": max_target_len,
+            "decode": asdict(decode), "metrics": metrics or {}}
+    return model.save_pretrained(directory, tokenizer=tok, files={TASK_FILE: json.dumps(meta, indent=2) + "\n"})
+
+
+def load_finetuned(directory: str | Path) -> FineTuned:
+    """A model written by :func:`save_classifier` or :func:`save_seq2seq`, in eval mode."""
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+    model, tok = load_model(directory)
+    meta = read_json(directory / TASK_FILE, "not a fine-tuned model (save one with python -m pmlm.finetune ... --save DIR)")
+    if meta.get("task") not in TASKS:
+        raise ValueError(f"{directory / TASK_FILE} names task {meta.get('task')!r}; expected one of {TASKS}")
+    if meta["task"] == "seq2seq":
+        meta["decode"] = DecodeConfig(**meta.get("decode", {}))
+        return FineTuned("seq2seq", model, tok, meta)
+    labels = meta.get("labels") or []
+    if len(labels) < 2:
+        raise ValueError(f"{directory / TASK_FILE} lists {len(labels)} class names; a classifier needs two or more")
+    path = directory / HEAD_FILE
+    if not path.is_file():
+        raise MissingModelFileError(f"{path} is missing: the classifier head was not saved")
+    try:
+        head = load_file(path)
+    except Exception as err:
+        raise ValueError(f"{path} cannot be read (corrupt or truncated safetensors file): {type(err).__name__}") from None
+    clf = PMLMClassifier(model, len(labels), meta.get("head_dropout", 0.1))
+    try:
+        clf.head.load_state_dict(head)
+    except RuntimeError as err:
+        raise ValueError(f"{path} does not fit a head of {len(labels)} classes on hidden size "
+                         f"{model.config.hidden_size}: {str(err).splitlines()[0]}") from None
+    return FineTuned("classify", clf.eval(), tok, meta)
