@@ -17,12 +17,14 @@ from pmlm.layout import IGNORE_INDEX, PMLMExample, build_pmlm_example
 from pmlm.losses import pmlm_loss
 from pmlm.masking import sample_blocks
 from pmlm.model import PMLMModel
+from pmlm.hf_export import export_hf, import_hf
 from pmlm.pretrained import load_model, load_reference
+from pmlm.unilmv2 import from_unilmv2
 
 __version__ = "0.1.0"
 
 __all__ = [
     "IGNORE_INDEX", "PMLMCollator", "PMLMConfig", "PMLMExample", "PMLMModel", "PRESETS",
-    "build_pmlm_example", "load_model", "load_reference", "pmlm_attention_mask", "pmlm_loss",
+    "build_pmlm_example", "export_hf", "from_unilmv2", "import_hf", "load_model", "load_reference", "pmlm_attention_mask", "pmlm_loss",
     "sample_blocks",
 ]

@@ -123,7 +123,8 @@ def check_ids(mask_id: int, pseudo_id: int, vocab_size: int | None) -> None:
             raise ValueError(f"{name}={value} is outside the vocabulary of {vocab_size} ids; "
                              "pass the id the tokenizer gives to the special token")
     if mask_id == pseudo_id:
-        raise ValueError(f"mask_id and pseudo_id are both {mask_id}; [M] and [P] need distinct ids")
+        raise ValueError(f"mask_id and pseudo_id are both {mask_id}; [M] and [P] need distinct ids "
+                         "(a BERT vocabulary has one [MASK]: add a [P] token to pre-train with it)")
 
 
 def build_pmlm_example(

@@ -62,6 +62,11 @@ def recipes_block() -> str:
         lines.append(f"| `{r['name']}` | {r['what']} | {r['steps']:,} | {r['parameters'] / 1e6:.2f}M | "
                      f"{v['val_ae_m_bpc']:.3f} ({v['val_par_m_bpc']:.3f}) | {rel} | {v['val_ae_m_acc']:.3f} | "
                      f"{v['val_par_m_acc']:.3f} | {v['val_par_m_acc'] / v['unigram_m_acc']:.1f}x |")
+    best = min(results, key=lambda r: r["val"]["val_ae_m_bpc"])
+    if base is not None:
+        gain = 100 * (1 - best["val"]["val_ae_m_bpc"] / base["val"]["val_ae_m_bpc"])
+        lines += ["", f"Lowest masked bits per character: `{best['name']}`, {gain:.1f}% below `baseline` "
+                  f"(AE {best['val']['val_ae_m_bpc']:.3f} against {base['val']['val_ae_m_bpc']:.3f})."]
     first = results[0]
     minutes = sorted({r["minutes"] for r in results})
     seeds = sorted({r["seed"] for r in results})

@@ -88,10 +88,23 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 8192, *, min_frequen
     return tok
 
 
+# A BERT vocabulary (the published UniLMv2 models, pmlm.unilmv2): [CLS], [SEP] and [MASK] serve as
+# [SOS], [EOS] and the pseudo mask, as s2s-ft feeds them
+BERT_ROLES = {"sos": "[CLS]", "eos": "[SEP]", "pseudo": "[MASK]"}
+
+
 def special_ids(tok: Tokenizer) -> dict[str, int]:
-    """Ids of the special tokens: keys ``pad, unk, sos, eos, mask, pseudo``."""
+    """Ids of the special tokens: keys ``pad, unk, sos, eos, mask, pseudo``.
+
+    A BERT vocabulary (no ``[SOS]``, a ``[CLS]``) maps the roles as s2s-ft does (:data:`BERT_ROLES`):
+    its one ``[MASK]`` is then both ``[M]`` and ``[P]``, enough for fine-tuning and pseudo-mask
+    decoding; pre-training, which needs the two apart, refuses it (:func:`pmlm.layout.check_ids`).
+    """
+    bert = tok.token_to_id("[SOS]") is None and tok.token_to_id("[CLS]") is not None
     out = {}
     for key, token in SPECIAL_KEYS.items():
+        if bert and key in BERT_ROLES:
+            token = BERT_ROLES[key]
         idx = tok.token_to_id(token)
         if idx is None:
             raise ValueError(f"the tokenizer has no {token} token; PMLM needs all of {SPECIAL_TOKENS} "

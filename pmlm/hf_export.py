@@ -1,0 +1,82 @@
+"""Hugging Face transformers: ``export_hf`` writes a directory that ``transformers`` loads, ``import_hf``
+reads one back into pmlm.
+
+    pmlm.export_hf(model, tok, "hf/austen")
+    from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline
+    hf = AutoModelForMaskedLM.from_pretrained("hf/austen", trust_remote_code=True)
+    fill = pipeline("fill-mask", model=hf, tokenizer=AutoTokenizer.from_pretrained("hf/austen"))
+
+The directory holds ``config.json`` (the model's fields, ``model_type: pmlm`` and an ``auto_map``
+naming the two classes of the modeling file), ``configuration_pmlm.py`` / ``modeling_pmlm.py`` (one
+standalone file, :mod:`pmlm.hf_remote.modeling_pmlm`, that needs ``torch`` and ``transformers``
+only), ``model.safetensors`` (the very tensors of :meth:`pmlm.PMLMModel.save_pretrained`: the
+modules have the same names) and the tokenizer as ``tokenizer.json`` with ``tokenizer_config.json``
+(``[SOS]``/``[EOS]`` as BERT's ``cls``/``sep`` tokens, ``[MASK]`` as the mask token). Nothing here
+imports ``transformers``: it stays an optional extra, and ``tests/test_hf_export.py`` checks the
+round trip with it (the same logits, the fill-mask pipeline, and the way back).
+
+Choice: the exported model computes with SDPA and no dropout (it is for inference and
+fine-tuning in transformers' own loops); attention dropout and the fast paths of training
+(context split, labelled rows only, FlexAttention) stay in pmlm.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer
+
+from pmlm.config import PMLMConfig
+from pmlm.model import PMLMModel
+from pmlm.model_files import (CONFIG_FILE, WEIGHTS_FILE, load_weights, read_json, read_weights,
+                              save_model_files, write_atomic)
+from pmlm.tokenizer import TOKENIZER_FILE, load_tokenizer
+
+REMOTE = Path(__file__).resolve().parent / "hf_remote" / "modeling_pmlm.py"
+HF_FIELDS = ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size", "max_positions",
+             "type_vocab_size", "rel_pos_buckets", "max_rel_distance", "layer_norm_eps", "norm")
+
+
+def export_hf(model: PMLMModel, tokenizer: Tokenizer, out_dir: str | Path) -> Path:
+    """Write ``model`` and ``tokenizer`` as a transformers directory (``trust_remote_code=True``)."""
+    out = Path(out_dir)
+    save_model_files(model, out)  # config.json (replaced below) and model.safetensors
+    c = model.config
+    config = {"model_type": "pmlm", "architectures": ["PMLMForMaskedLM"],
+              "auto_map": {"AutoConfig": "modeling_pmlm.PMLMHFConfig",
+                           "AutoModelForMaskedLM": "modeling_pmlm.PMLMForMaskedLM"},
+              **{name: getattr(c, name) for name in HF_FIELDS},
+              "pmlm_config": c.to_dict(), "pad_token_id": tokenizer.token_to_id("[PAD]")}
+    write_atomic(out / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
+    shutil.copyfile(REMOTE, out / "modeling_pmlm.py")
+    write_atomic(out / TOKENIZER_FILE, tokenizer.to_str())
+    special = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[SOS]", "sep_token": "[EOS]",
+               "mask_token": "[MASK]"}
+    write_atomic(out / "tokenizer_config.json", json.dumps(
+        {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": c.max_positions,
+         "additional_special_tokens": ["[P]"], **special}, indent=2) + "\n")
+    write_atomic(out / "special_tokens_map.json", json.dumps({**special, "additional_special_tokens": ["[P]"]},
+                                                             indent=2) + "\n")
+    return out
+
+
+def import_hf(directory: str | Path) -> tuple[PMLMModel, Tokenizer]:
+    """``(model, tokenizer)`` from a directory written by :func:`export_hf` (transformers not needed)."""
+    directory = Path(directory)
+    data = read_json(directory / CONFIG_FILE, "not a directory written by pmlm.export_hf")
+    if "pmlm_config" not in data:
+        raise ValueError(f"{directory / CONFIG_FILE} has no pmlm_config: it was not written by pmlm.export_hf")
+    try:
+        config = PMLMConfig.from_dict(data["pmlm_config"])
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{directory / CONFIG_FILE} holds an invalid pmlm_config: {err}") from None
+    model = PMLMModel(config)
+    load_weights(model, read_weights(directory), str(directory / WEIGHTS_FILE))
+    tok = load_tokenizer(directory / TOKENIZER_FILE)
+    if tok.get_vocab_size() != config.vocab_size:
+        raise ValueError(f"the tokenizer in {directory} has {tok.get_vocab_size()} entries, the model "
+                         f"{config.vocab_size}: they come from different models")
+    return model.eval(), tok
