@@ -28,8 +28,9 @@ RUN = ROOT / "runs" / "reference"
 NAME = "austen-tiny"
 OUT = ROOT / "pmlm" / "checkpoints" / NAME
 # the recipe: see docs/training.md ("The reference model") for why these values
-ARGS = ["--preset", "tiny", "--time-budget", "36", "--out-dir", str(RUN.relative_to(ROOT)), "--save-every", "250",
-        "--eval-every", "1000", "--eval-examples", "512", "--seed", "0"]
+ARGS = ["--preset", "tiny", "--set", "num_layers=4", "--extra-text", "tasks", "--time-budget", "38",
+        "--out-dir", str(RUN.relative_to(ROOT)), "--save-every", "250", "--eval-every", "1000",
+        "--eval-examples", "512", "--seed", "0", "--no-progress"]
 SAMPLE = 64  # validation examples of the test's re-evaluation
 
 
