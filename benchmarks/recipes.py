@@ -59,9 +59,10 @@ RECIPES: dict[str, tuple[dict, str]] = {
 
 def run_recipe(name: str, minutes: float, seed: int, out_root: Path) -> dict:
     overrides, what = RECIPES[name]
+    # every row evaluates every 150 steps (the tiny preset's cadence when the study began)
     cfg = TrainConfig.preset("tiny", **{"time_budget": minutes, "seed": seed, "progress": False,
                                         "out_dir": str(out_root / name), "overwrite": True,
-                                        "save_every": 0, **overrides})
+                                        "save_every": 0, "eval_every": 150, **overrides})
     info = machine()
     t0 = time.time()
     run = pretrain(cfg)

@@ -72,3 +72,24 @@ def test_bad_input_gives_one_error_line(classifier, translator, tmp_path):
     with pytest.raises(SystemExit) as err:
         finetune_main(["classify", "--preset", "smoke", "--pretrained", str(tmp_path / "nowhere")])
     assert "error:" in str(err.value) and "\n" not in str(err.value)
+    (tmp_path / "corrupt").mkdir()
+    (tmp_path / "corrupt" / "checkpoint.pt").write_bytes(b"garbage")
+    with pytest.raises(SystemExit, match="cannot be read"):
+        finetune_main(["classify", "--preset", "smoke", "--pretrained", str(tmp_path / "corrupt")])
+    from pmlm.data import prepare_corpus
+    from pmlm.tokenizer import save_tokenizer
+    other = save_tokenizer(prepare_corpus(None, max_documents=4, vocab_size=150, max_length=32).tokenizer,
+                           tmp_path / "other.json")
+    with pytest.raises(SystemExit, match="error: the tokenizer has .* entries but the checkpoint's vocabulary"):
+        finetune_main(["classify", "--preset", "smoke", "--pretrained", str(out), "--tokenizer", str(other)])
+
+
+def test_classify_reads_standard_input(classifier, monkeypatch, capsys):
+    import io
+
+    out, _ = classifier
+    monkeypatch.setattr("sys.stdin", io.StringIO("a gorgeous , witty film\ndull and lifeless\n"))
+    capsys.readouterr()
+    predict_main(["classify", "--model", str(out)])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and all(line.split("\t")[0] in ("rotten", "fresh") for line in lines)

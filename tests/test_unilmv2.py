@@ -155,3 +155,14 @@ def test_bad_checkpoints_name_what_is_wrong(files):
     with pytest.raises(ValueError, match="hidden_act 'relu'"):
         unilmv2_config({**CONFIG, "hidden_act": "relu"})
     assert "layers.0.attention.qkv.weight" in convert_state_dict(state, unilmv2_config(CONFIG))
+
+
+def test_classification_fine_tuning_runs_on_the_loaded_model(files):
+    from pmlm.finetune import ClassifyConfig, finetune_classify
+
+    torch.save(synthetic_state(False), files / "unilm2.bin")
+    model, tok = from_unilmv2(files / "unilm2.bin", files / "config.json", files / "vocab.txt")
+    rows = [{"text": t, "label": i % 2} for i, t in enumerate(["the she was", "her it not", "and of to", "be he a"] * 4)]
+    splits = {"train": rows, "validation": rows[:4], "test": rows[:4]}
+    metrics = finetune_classify(model, tok, splits, ClassifyConfig(max_steps=2, batch_size=4, epochs=1), log=lambda _: None)
+    assert metrics["steps"] == 2 and 0.0 <= metrics["test_acc"] <= 1.0
