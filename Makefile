@@ -1,6 +1,7 @@
 # make demo: set up .venv if needed, then run the main job.
 # make test: set up .venv if needed, then run the tests and the notebooks (nbval).
 # make lab: open the notebooks in JupyterLab, on the environment of .venv.
+# make docs: build the offline site (README, docs, executed notebooks) into build/site.
 # make figures: redraw figures/ (method figures; training figures from runs/ when present).
 # make bench: add the bench extra (transformers, for the HF peer) and run the CPU benchmarks, which
 #   update benchmarks/RESULTS.md and figures/step_cost_vs_length.png (long: BENCH_ARGS to pass flags).
@@ -9,8 +10,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 HF_STAMP := $(VENV)/.transformers
+DOCS_STAMP := $(VENV)/.docs
 
-.PHONY: demo test figures bench lab clean
+.PHONY: demo test figures bench lab docs clean
 
 $(STAMP): requirements-lock.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +37,14 @@ test: $(STAMP) $(HF_STAMP)
 lab: $(STAMP)
 	$(PY) -m jupyter lab notebooks/
 
+# make docs: the offline site of the README, docs/ and the executed notebooks, in build/site
+$(DOCS_STAMP): $(STAMP) requirements-docs.txt
+	$(PY) -m pip install --quiet -r requirements-docs.txt
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(PY) scripts/build_docs.py
+
 figures: $(STAMP)
 	$(PY) -m pmlm.figures
 
@@ -45,4 +55,4 @@ bench: $(STAMP) $(HF_STAMP)
 	$(PY) benchmarks/scaling.py --write
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs build
