@@ -261,3 +261,44 @@ def test_paper_table_sits_beside_ours_and_unknown_variants_get_dashes():
     assert table[4] == "| none | - | - | - | - | 2 | 55.0 | - | 30.0 |"
     axes = viz.plot_paper_vs_ours(summary)
     assert [a.get_title() for a in axes][2] == "ours: sentiment accuracy (%)"
+
+
+@pytest.fixture(scope="module")
+def trained_pair():
+    from pmlm.data import prepare_corpus
+
+    tok = prepare_corpus(None, max_documents=8, vocab_size=400, max_length=48).tokenizer
+    torch.manual_seed(0)
+    config = pmlm.PMLMConfig(vocab_size=tok.get_vocab_size(), hidden_size=32, num_layers=2, num_heads=2,
+                             intermediate_size=64, max_positions=64, initializer_range=0.3)
+    return pmlm.PMLMModel(config).eval(), tok
+
+
+def test_fill_in_predictions_come_from_the_m_and_the_p_of_one_pass(trained_pair):
+    model, tok = trained_pair
+    sentence = "she was not handsome enough to tempt him"
+    pieces = viz.fill_in.pieces_of(tok, sentence)
+    out = viz.fill_in_predictions(model, tok, sentence, [[2, 3], [0]])
+    assert [(r["piece"], r["step"]) for r in out["rows"]] == [(2, 1), (3, 1), (0, 2)]
+    assert [r["truth"] for r in out["rows"]] == [pieces[2], pieces[3], pieces[0]]
+    for r in out["rows"]:
+        for key in ("ae", "par"):
+            probs = [p for _, p in r[key]]
+            assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
+    ex = out["example"]  # one pass: [M] at the masked context positions, then the [P]s of each step
+    assert (ex.step_ids == -1).sum() == 2 and (ex.step_ids == -2).sum() == 1
+    with pytest.raises(ValueError, match="outside the sentence"):
+        viz.fill_in_predictions(model, tok, sentence, [[99]])
+
+
+def test_fill_in_widget_redraws_and_compares_with_a_twin_headless(trained_pair):
+    model, tok = trained_pair
+    box = viz.fill_in_widget(model, tok, "she was not handsome enough to tempt him", "2-3; 0", twin=(model, tok))
+    assert "AE-only model" in box.views["table"].value and bytes(box.views["attention"].value).startswith(PNG)
+    first = bytes(box.views["attention"].value)
+    box.controls["head"].value = 1
+    assert bytes(box.views["attention"].value) != first
+    box.controls["blocks"].value = "1; 1"
+    assert "overlap" in box.views["table"].value and bytes(box.views["attention"].value) == b""
+    box.controls["blocks"].value = "5"
+    assert box.views["table"].value.count("<tr>") == 2  # the header and one masked piece

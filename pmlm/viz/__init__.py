@@ -22,6 +22,9 @@ Modules, in the order of the notebooks (every name is also importable from ``pml
   (with :mod:`pmlm.naive`).
 * Trained models (notebook 4): :mod:`pmlm.viz.trained`: :func:`attention_probabilities`,
   :func:`plot_attention_weights`, :func:`plot_loss_curves`.
+* A trained model at work: :mod:`pmlm.viz.fill_in`: :func:`fill_in_predictions`,
+  :func:`fill_in_widget` (AE and PAR fill-ins with probabilities, attention of a layer and head, an
+  AE-only twin beside it; the reference model by default).
 * Table 6 (notebook 6): :mod:`pmlm.viz.table6`: :data:`PAPER_TABLE6`, :func:`paper_vs_ours`,
   :func:`plot_paper_vs_ours`.
 
@@ -32,6 +35,7 @@ widget built without a browser or a kernel holds its current picture and can be 
 
 from pmlm.viz.blocks import block_spans, plot_blocks, render_blocks_html, render_blocks_text
 from pmlm.viz.common import MASK_TOKEN, PSEUDO_TOKEN, ROLE_NAMES, figure_png, split_words, step_color
+from pmlm.viz.fill_in import fill_in_predictions, fill_in_widget
 from pmlm.viz.layout import (
     layout_rows, layout_table, layout_widget, parse_blocks, text_example, token_labels, worked_example,
 )
@@ -48,7 +52,7 @@ from pmlm.viz.trained import attention_probabilities, plot_attention_weights, pl
 
 __all__ = [
     "MASK_TOKEN", "PAPER_TABLE6", "PSEUDO_TOKEN", "ROLE_NAMES", "attention_probabilities", "block_spans",
-    "encode_words", "figure_png", "layout_rows", "layout_table", "layout_widget", "leak_cells",
+    "encode_words", "figure_png", "fill_in_predictions", "fill_in_widget", "layout_rows", "layout_table", "layout_widget", "leak_cells",
     "mask_to_text", "masking_widget", "paper_vs_ours", "parse_blocks", "plot_attention_mask",
     "plot_attention_weights", "plot_blocks", "plot_leak_paths", "plot_loss_curves", "plot_pass_costs",
     "plot_paper_vs_ours", "plot_replacement", "plot_sampler_histograms", "proposal_lengths", "reachable",
