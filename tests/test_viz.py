@@ -302,3 +302,18 @@ def test_fill_in_widget_redraws_and_compares_with_a_twin_headless(trained_pair):
     assert "overlap" in box.views["table"].value and bytes(box.views["attention"].value) == b""
     box.controls["blocks"].value = "5"
     assert box.views["table"].value.count("<tr>") == 2  # the header and one masked piece
+
+
+def test_diagram_draws_what_the_rule_allows_and_crosses_the_explicit_leaks():
+    from matplotlib.patches import PathPatch
+
+    ax = viz.plot_pmlm_diagram()
+    arcs = [p for p in ax.patches if isinstance(p, PathPatch)]
+    crossed = [t for t in ax.texts if t.get_text() == "x"]
+    # the [P] of step 2 (x2) sees the originals of step 1 (x4, x5); each of the three [P]s is kept
+    # from its own original
+    assert len(arcs) == 5 and len(crossed) == 3
+    assert [t.get_text() for t in ax.texts if t.get_text().isdigit()] == ["1", "2", "3", "4", "5", "6", "4", "5",
+                                                                        "4", "5", "2", "2"]
+    import matplotlib.pyplot as plt
+    plt.close(ax.figure)

@@ -9,6 +9,7 @@ Modules, in the order of the notebooks (every name is also importable from ``pml
 
 * :mod:`pmlm.viz.common`: what all pictures share: :func:`split_words` (display words),
   :func:`step_color`, :func:`figure_png`, :data:`ROLE_NAMES`.
+* The method in one picture (README): :mod:`pmlm.viz.diagram`: :func:`plot_pmlm_diagram`.
 * Algorithm 1 on text (notebook 1): :mod:`pmlm.viz.blocks`: :func:`block_spans`,
   :func:`render_blocks_text` / :func:`render_blocks_html`, :func:`plot_blocks`;
   :mod:`pmlm.viz.sampler`: :func:`sampler_statistics`, :func:`plot_sampler_histograms`,
@@ -35,6 +36,7 @@ widget built without a browser or a kernel holds its current picture and can be 
 
 from pmlm.viz.blocks import block_spans, plot_blocks, render_blocks_html, render_blocks_text
 from pmlm.viz.common import MASK_TOKEN, PSEUDO_TOKEN, ROLE_NAMES, figure_png, split_words, step_color
+from pmlm.viz.diagram import plot_pmlm_diagram
 from pmlm.viz.fill_in import fill_in_predictions, fill_in_widget
 from pmlm.viz.layout import (
     layout_rows, layout_table, layout_widget, parse_blocks, text_example, token_labels, worked_example,
@@ -55,7 +57,7 @@ __all__ = [
     "encode_words", "figure_png", "fill_in_predictions", "fill_in_widget", "layout_rows", "layout_table", "layout_widget", "leak_cells",
     "mask_to_text", "masking_widget", "paper_vs_ours", "parse_blocks", "plot_attention_mask",
     "plot_attention_weights", "plot_blocks", "plot_leak_paths", "plot_loss_curves", "plot_pass_costs",
-    "plot_paper_vs_ours", "plot_replacement", "plot_sampler_histograms", "proposal_lengths", "reachable",
+    "plot_paper_vs_ours", "plot_pmlm_diagram", "plot_replacement", "plot_sampler_histograms", "proposal_lengths", "reachable",
     "render_blocks_html", "render_blocks_text", "replacement_statistics", "sampler_statistics",
     "split_words", "step_color", "step_groups", "summarize_sampler", "text_example", "token_labels",
     "word_vocabulary", "worked_example",
