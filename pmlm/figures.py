@@ -16,6 +16,7 @@ The method figures are drawn directly from the package, seeded, in a few seconds
 The training figures reuse runs when they are there and are skipped (with a message) otherwise:
 
 * ``loss_curves.png``: the loss and accuracy curves of ``runs/demo`` (``make demo`` writes it);
+* ``par_by_step.png``: AE and PAR accuracy by factorization step of the shipped reference model;
 * ``ablation.png``: Table 6 in miniature, from ``runs/ablation-gpu`` or ``runs/ablation-cpu``
   (``python -m pmlm.ablation`` writes them), drawn by :func:`pmlm.ablation.plot`.
 
@@ -152,7 +153,23 @@ def pmlm_diagram(out: Path) -> Path:
 METHOD_FIGURES = {"pmlm_diagram": pmlm_diagram, "blockwise_masking": blockwise_masking, "sampler_histograms": sampler_histograms,
                   "replacement": replacement, "worked_example_mask": worked_example_mask,
                   "leak_paths": leak_paths, "real_sentence_mask": real_sentence_mask}
-RUN_FIGURES = {"loss_curves": loss_curves, "ablation": ablation}
+def par_by_step(out: Path, runs: Path | None = None) -> Path | None:
+    """AE and PAR accuracy by factorization step of the shipped reference model (its evaluation.json)."""
+    import json
+
+    from pmlm.pretrained import CHECKPOINTS_DIR, REFERENCE
+
+    path = CHECKPOINTS_DIR / REFERENCE / "evaluation.json"
+    if not path.is_file() or "by_step" not in json.loads(path.read_text()):
+        print(f"  (no {path}: export the reference model first, scripts/reference_model.py export)")
+        return None
+    ax = viz.plot_accuracy_by_step(json.loads(path.read_text())["by_step"],
+                                   title="Reference model, held-out Austen: does a later step, which sees "
+                                         "more originals, predict better?")
+    return save(ax.figure, out / "par_by_step.png")
+
+
+RUN_FIGURES = {"loss_curves": loss_curves, "ablation": ablation, "par_by_step": par_by_step}
 
 
 def main(argv: list[str] | None = None) -> list[Path]:

@@ -65,7 +65,8 @@ def export() -> None:
     from pmlm.data import prepare_corpus, unigram_log_probs
     from pmlm.model import PMLMModel
     from pmlm.pretrained import training_info
-    from pmlm.train.evaluation import score_examples
+    from pmlm.tokenizer import special_ids
+    from pmlm.train.evaluation import accuracy_by_step, fixed_batches, score_examples
 
     model, tok = load_pretrained(RUN)  # the run's latest checkpoint
     info = training_info(RUN) if (RUN / "training.json").is_file() else {}
@@ -81,6 +82,8 @@ def export() -> None:
     for name, examples in sets.items():
         evaluation[name] = {"examples": len(examples), **score_examples(shipped, tok, examples, unigram=unigram)}
         print(name, {k: round(v, 4) for k, v in evaluation[name].items() if isinstance(v, float)}, flush=True)
+    evaluation["by_step"] = accuracy_by_step(shipped, fixed_batches(tok, corpus.validation.examples, seed=0,
+                                                                    batch_size=32), special_ids(tok)["mask"])
     evaluation["sample"] = {"examples": SAMPLE, **score_examples(shipped, tok, corpus.validation.examples[:SAMPLE],
                                                                   unigram=unigram)}
     (OUT / "evaluation.json").write_text(json.dumps(evaluation, indent=2) + "\n")

@@ -90,3 +90,18 @@ def test_evaluate_scores_m_only_rows_and_the_unigram_baseline_on_the_same_tokens
     right, wrong = (-torch.log_softmax(torch.tensor([10.0] + [0.0] * (V - 1)), 0)[[0, 1]]).tolist()
     assert out["val_ae_m_bpc"] == pytest.approx((right + wrong) / math.log(2) / 5)
     assert out["val_par_m_loss"] == pytest.approx((right + wrong) / 2)
+
+
+def test_accuracy_by_step_scores_the_same_tokens_for_ae_and_par():
+    from pmlm.train.evaluation import accuracy_by_step
+
+    V = 20
+    batch = {"input_ids": torch.tensor([INPUT]), "position_ids": torch.tensor([POS]),
+             "ae_labels": torch.tensor([AE]), "par_labels": torch.tensor([PAR]),
+             "step_ids": torch.tensor([[0] * 6 + [-1, -1, 1, 1, -2]])}
+    logits = torch.zeros(6, V)  # rows: AE x2, AE x4, AE x5 (kept), PAR x4, PAR x5 (kept), PAR x2
+    logits[0, X[2]] = logits[5, X[2]] = 10.0  # x2 (step 2) right from its [M] and from its [P]
+    logits[3, X[4]] = 10.0  # x4 (step 1) right from its [P] only
+    out = accuracy_by_step(FixedLogits(logits), [batch], M)
+    assert out == [{"step": 1, "tokens": 1, "ae_acc": 0.0, "par_acc": 1.0},
+                   {"step": 2, "tokens": 1, "ae_acc": 1.0, "par_acc": 1.0}]

@@ -317,3 +317,12 @@ def test_diagram_draws_what_the_rule_allows_and_crosses_the_explicit_leaks():
                                                                         "4", "5", "2", "2"]
     import matplotlib.pyplot as plt
     plt.close(ax.figure)
+
+
+def test_accuracy_by_step_bars_start_at_zero_and_label_the_pooled_step():
+    rows = [{"step": 1, "tokens": 10, "ae_acc": 0.2, "par_acc": 0.1}, {"step": 2, "tokens": 5, "ae_acc": 0.2, "par_acc": 0.3}]
+    ax = viz.plot_accuracy_by_step(rows)
+    assert ax.get_ylim()[0] == 0 and [t.get_text() for t in ax.get_xticklabels()] == ["1", "2+"]
+    assert len(ax.patches) == 4
+    import matplotlib.pyplot as plt
+    plt.close(ax.figure)

@@ -123,3 +123,37 @@ def scoring_inputs(tok, unigram: torch.Tensor) -> dict:
     """The keyword arguments of :func:`evaluate` that come from the tokenizer and the unigram model."""
     return dict(mask_id=special_ids(tok)["mask"], unigram_log_probs=unigram,
                 piece_chars=piece_characters(tok.get_vocab(), set(SPECIAL_TOKENS)))
+
+
+@torch.no_grad()
+def accuracy_by_step(model: PMLMModel, batches: list[dict[str, torch.Tensor]], mask_id: int,
+                     max_step: int = 8) -> list[dict]:
+    """AE and PAR ``[M]``-only accuracy of the same tokens, grouped by their factorization step.
+
+    A token of step i is predicted by PAR from its ``[P]``, which has seen the originals of steps
+    1..i-1 (Eq. 5), and by AE from its ``[M]``, which sees none of them (Eq. 4): does a later step,
+    which sees more, predict better? Steps from ``max_step`` on are pooled. Returns one dict per
+    step: ``step``, ``tokens``, ``ae_acc``, ``par_acc``.
+    """
+    was_training = model.training
+    model.eval()
+    sums: dict[int, list[float]] = {}
+    for batch in batches:
+        logits, labels, is_ae, rows = model.labelled_logits(batch)  # (N, V), (N,), (N,), (B, L)
+        correct = logits.argmax(-1) == labels  # (N,)
+        shown = shown_as_mask(batch["input_ids"], batch["position_ids"], mask_id)[rows]  # (N,)
+        # each masked token's step: its [P]'s step id, and for its AE row that of the [P] at its position
+        step_ids = batch["step_ids"]
+        B, L = step_ids.shape
+        pseudo = step_ids < 0  # (B, L)
+        pos = batch["position_ids"].masked_fill(~pseudo, L)  # (B, L): positions of [P]s, L elsewhere
+        step_at = torch.zeros(B, L + 1, dtype=torch.long).scatter_(1, pos, -step_ids.masked_fill(~pseudo, 0))
+        row_step = torch.where(pseudo, -step_ids, step_at[:, :L].gather(1, batch["position_ids"]))[rows]  # (N,)
+        for name, keep in (("ae", is_ae & shown), ("par", ~is_ae & shown)):
+            for s, c in zip(row_step[keep].clamp(max=max_step).tolist(), correct[keep].tolist()):
+                entry = sums.setdefault(s, [0.0, 0.0, 0.0, 0.0])
+                entry[0 if name == "ae" else 2] += c
+                entry[1 if name == "ae" else 3] += 1
+    model.train(was_training)
+    return [{"step": s, "tokens": int(v[3]), "ae_acc": v[0] / max(v[1], 1), "par_acc": v[2] / max(v[3], 1)}
+            for s, v in sorted(sums.items())]

@@ -50,13 +50,13 @@ from pmlm.viz.sampler import (
     sampler_statistics, summarize_sampler,
 )
 from pmlm.viz.table6 import PAPER_TABLE6, paper_vs_ours, plot_paper_vs_ours
-from pmlm.viz.trained import attention_probabilities, plot_attention_weights, plot_loss_curves
+from pmlm.viz.trained import attention_probabilities, plot_accuracy_by_step, plot_attention_weights, plot_loss_curves
 
 __all__ = [
     "MASK_TOKEN", "PAPER_TABLE6", "PSEUDO_TOKEN", "ROLE_NAMES", "attention_probabilities", "block_spans",
     "encode_words", "figure_png", "fill_in_predictions", "fill_in_widget", "layout_rows", "layout_table", "layout_widget", "leak_cells",
     "mask_to_text", "masking_widget", "paper_vs_ours", "parse_blocks", "plot_attention_mask",
-    "plot_attention_weights", "plot_blocks", "plot_leak_paths", "plot_loss_curves", "plot_pass_costs",
+    "plot_accuracy_by_step", "plot_attention_weights", "plot_blocks", "plot_leak_paths", "plot_loss_curves", "plot_pass_costs",
     "plot_paper_vs_ours", "plot_pmlm_diagram", "plot_replacement", "plot_sampler_histograms", "proposal_lengths", "reachable",
     "render_blocks_html", "render_blocks_text", "replacement_statistics", "sampler_statistics",
     "split_words", "step_color", "step_groups", "summarize_sampler", "text_example", "token_labels",

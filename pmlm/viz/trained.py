@@ -141,3 +141,31 @@ def plot_loss_curves(metrics_path, ax=None, *, smooth: int = 5):
     if acc_ax is not None:
         acc_ax.set_title("validation accuracy (fixed masks)")
     return axes if acc_ax is not None else loss_ax
+
+
+def plot_accuracy_by_step(by_step: list[dict], ax=None, *, title: str | None = None):
+    """AE and PAR accuracy of the same masked tokens against their factorization step (bars from 0).
+
+    ``by_step`` as :func:`pmlm.train.evaluation.accuracy_by_step` returns it. PAR of step i has seen
+    the originals of the earlier steps; AE, from the ``[M]``, sees none: the gap is what the
+    partially autoregressive factorization adds as the steps go on.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.8))
+    steps = [r["step"] for r in by_step]
+    labels = [str(s) if i < len(steps) - 1 else f"{s}+" for i, s in enumerate(steps)]
+    x = range(len(steps))
+    ax.bar([i - 0.2 for i in x], [r["ae_acc"] for r in by_step], 0.4, label="AE (from its [M])", color="tab:blue")
+    ax.bar([i + 0.2 for i in x], [r["par_acc"] for r in by_step], 0.4, label="PAR (from its [P])", color="tab:orange")
+    for i, r in enumerate(by_step):
+        ax.text(i, max(r["ae_acc"], r["par_acc"]) + 0.01, f"{r['tokens']:,}", ha="center", fontsize=7, color="#555")
+    ax.set_xticks(list(x), labels)
+    ax.set_ylim(0, max(max(r["ae_acc"], r["par_acc"]) for r in by_step) * 1.2 + 0.01)
+    ax.set_xlabel("factorization step of the masked token (numbers: tokens)")
+    ax.set_ylabel("top-1 accuracy, masked tokens shown as [M]")
+    ax.set_title(title or "Does a later step, which sees more originals, predict better?", fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    return ax
