@@ -139,7 +139,6 @@ def fill_in_widget(model=None, tok=None, sentence: str = "It is a truth universa
         fig, ax = plt.subplots(figsize=(size + 1.2, size))
         plot_attention_weights(weights, labels, ax=ax, step_ids=ex.step_ids,
                                title=f"attention of layer {controls['layer'].value}, head {controls['head'].value}")
-        fig.colorbar(ax.images[0], ax=ax, fraction=0.046, pad=0.04, label="attention probability")
         views["attention"].value = figure_png(fig, dpi=72)
 
     for ctl in controls.values():

@@ -50,8 +50,13 @@ def attention_probabilities(model, batch: dict[str, torch.Tensor], layer: int = 
 
 
 def plot_attention_weights(weights: torch.Tensor, labels: Sequence[str] | None = None, *, ax=None,
-                           step_ids: torch.Tensor | None = None, title: str | None = None):
-    """Heat map of one head's (L, L) attention weights: row = query, column = key."""
+                           step_ids: torch.Tensor | None = None, title: str | None = None,
+                           colorbar: bool = True):
+    """Heat map of one head's (L, L) attention weights: row = query, column = key.
+
+    With ``step_ids`` a crimson line separates the context from the appended tokens (as in
+    :func:`pmlm.viz.plot_attention_mask`); ``colorbar`` adds the scale of the probabilities.
+    """
     import matplotlib.pyplot as plt
 
     w = torch.as_tensor(weights).float().cpu()
@@ -59,14 +64,16 @@ def plot_attention_weights(weights: torch.Tensor, labels: Sequence[str] | None =
     if ax is None:
         size = max(4.0, min(14.0, 0.3 * L + 1.5))
         _, ax = plt.subplots(figsize=(size, size))
-    ax.imshow(w.numpy(), cmap="Oranges", vmin=0, vmax=float(w.max()), interpolation="nearest")
+    image = ax.imshow(w.numpy(), cmap="Oranges", vmin=0, vmax=float(w.max()), interpolation="nearest")
+    if colorbar:
+        ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="attention probability")
     if labels is not None and L <= 80:
         ax.set_xticks(range(L), labels, rotation=90, fontsize=7)
         ax.set_yticks(range(L), labels, fontsize=7)
     if step_ids is not None:
         n = int((torch.as_tensor(step_ids) == 0).sum())
-        ax.axhline(n - 0.5, color="steelblue", lw=1.2)
-        ax.axvline(n - 0.5, color="steelblue", lw=1.2)
+        ax.axhline(n - 0.5, color="crimson", lw=1.2)
+        ax.axvline(n - 0.5, color="crimson", lw=1.2)
     ax.set_xlabel("key (attended to)")
     ax.set_ylabel("query (attending)")
     ax.set_title(title or "attention weights", fontsize=10)
