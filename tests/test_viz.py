@@ -326,3 +326,9 @@ def test_accuracy_by_step_bars_start_at_zero_and_label_the_pooled_step():
     assert len(ax.patches) == 4
     import matplotlib.pyplot as plt
     plt.close(ax.figure)
+
+
+def test_block_words_contrast_with_their_box():
+    from pmlm.viz.blocks import text_on
+
+    assert text_on("#ffff00") == "black" and text_on("#440154") == "white"  # yellow, dark violet

@@ -79,6 +79,14 @@ def render_blocks_html(tokens: Sequence[str], blocks: Sequence[Sequence[int]],
     return "<div style='line-height:2.1;font-family:serif'>" + " ".join(parts) + "</div>"
 
 
+def text_on(background: str) -> str:
+    """Black or white, whichever reads better on ``background`` (#rrggbb; WCAG relative luminance)."""
+    r, g, b = (int(background[i:i + 2], 16) / 255 for i in (1, 3, 5))
+    lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in (r, g, b)]
+    luminance = 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+    return "black" if (luminance + 0.05) / 0.05 > 1.05 / (luminance + 0.05) else "white"
+
+
 def plot_blocks(tokens: Sequence[str], blocks: Sequence[Sequence[int]], *, ax=None,
                 width: float = 9.0, shown: Sequence[str] | None = None, title: str | None = None,
                 fontsize: float = 10.0):
@@ -86,8 +94,9 @@ def plot_blocks(tokens: Sequence[str], blocks: Sequence[Sequence[int]], *, ax=No
 
     Words are wrapped to ``width`` inches (the width of ``ax`` when one is given); a block is a
     box in the colour of its step with the step number above it. With ``shown`` (one string per
-    token), each masked word carries what the context shows (``[M]``, a random word, or itself)
-    below it, in grey. Data units are typographic points, so the boxes fit the measured words.
+    token), each masked word carries what the context shows below it: ``[M]``, a random word (in
+    italics), or ``(kept)``. Words in a block are black or white, whichever contrasts more with
+    the block's colour. Data units are typographic points, so the boxes fit the measured words.
     """
     import matplotlib.pyplot as plt
     from matplotlib.font_manager import FontProperties
@@ -134,16 +143,19 @@ def plot_blocks(tokens: Sequence[str], blocks: Sequence[Sequence[int]], *, ax=No
     for i, (tok, (ln, x, w)) in enumerate(zip(tokens, place)):
         y = -(ln + 0.6) * row_h
         if i in step_of:
-            if shown is not None and shown[i] != tok:
-                half = measure.get_text_width_height_descent(shown[i], small, ismath=False)[0] / 2
+            if shown is not None:
+                label = shown[i] if shown[i] != tok else "(kept)"  # the 10% that keep their word say so
+                half = measure.get_text_width_height_descent(label, small, ismath=False)[0] / 2
                 centre = x + w / 2
                 collides = (ln, centre - half) < label_end  # same line, and left of the previous end
                 label_row = 1 - label_row if collides else 0  # stagger labels that would overlap
-                label_end = (ln, centre + half + 2)
-                ax.text(centre, y - (1.3 + 0.75 * label_row) * fontsize, shown[i], ha="center",
-                        va="center", fontsize=0.7 * fontsize, color="dimgray")
+                label_end = (ln, centre + half + 4)
+                random_word = label not in ("[M]", "(kept)")
+                ax.text(centre, y - (1.3 + 0.8 * label_row) * fontsize, label, ha="center", va="center",
+                        fontsize=0.7 * fontsize, color="#b03000" if random_word else "#404040",
+                        fontstyle="italic" if random_word else "normal")
         ax.text(x, y, tok, ha="left", va="center_baseline", fontsize=fontsize,
-                color="white" if i in step_of else "black")
+                color=text_on(step_color(step_of[i], len(spans))) if i in step_of else "black")
     for s, e, step in spans:  # the step number above the first token of each block
         ln, x, _ = place[s]
         ax.text(x - pad, -(ln + 0.6) * row_h + 0.95 * fontsize, str(step), ha="left", va="center",
