@@ -326,7 +326,7 @@ def plot(rows: list[dict], summary: list[dict], path: Path, title: str) -> Path:
         if finite:
             lo, hi = min(finite), max(finite)
             pad = max(1e-6, (hi - lo) * 0.6 + 0.5)
-            ax.set_ylim(max(0.0, lo - pad), hi + pad)  # zoom on the differences: bars start above 0
+            ax.set_ylim(0.0, hi + pad)  # bars compare magnitudes: the axis starts at zero (dots: seeds)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -72,7 +72,7 @@ def plot_paper_vs_ours(summary: Sequence[dict], axes=None):
         if finite:
             lo, hi = min(finite), max(finite)
             pad = (hi - lo) * 0.6 + 0.3
-            ax.set_ylim(max(0.0, lo - pad), hi + pad)  # zoom on the differences
+            ax.set_ylim(0.0, hi + pad)  # bars compare magnitudes: the axis starts at zero
         for i, v in enumerate(values):
             if not math.isnan(v):
                 ax.text(i, v, f"{v:.1f}", ha="center", va="bottom", fontsize=7)
