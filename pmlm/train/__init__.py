@@ -17,11 +17,15 @@ Modules, in reading order; each lists the choices it makes where the paper is si
 
 * :mod:`pmlm.train.config`: :class:`TrainConfig`, the presets ``tiny`` (CPU) and ``small``
   (one GPU), and :func:`smoke_mode`, the switch that shrinks every run in CI;
-* :mod:`pmlm.train.loop`: :func:`pretrain`, the training loop and its metric lines;
+* :mod:`pmlm.train.loop`: :func:`pretrain`, the training loop;
+* :mod:`pmlm.train.setup`: what a run prepares before its first step (corpus, model, batches, log);
+* :mod:`pmlm.train.budget`: training for a time budget, the schedule on the elapsed fraction;
+* :mod:`pmlm.train.progress`: the train metric lines and the progress bar;
 * :mod:`pmlm.train.batches`: the corpus, the order of examples and the masked micro-batches, each a
   pure function of its step so that a resumed run sees the very same ones;
 * :mod:`pmlm.train.optim`: the start for short runs, AdamW and the schedule;
-* :mod:`pmlm.train.evaluation`: AE and PAR loss and accuracy on fixed validation batches;
+* :mod:`pmlm.train.evaluation`: AE and PAR scores on fixed validation batches, ``[M]``-only and in
+  bits per character beside the unigram baseline; the same for any held-out text;
 * :mod:`pmlm.train.run_dir`: the run directory: no silent overwrite, exact resume, the metrics log;
 * :mod:`pmlm.train.distributed`: torchrun and DDP: the process group, the device, rank 0 decides;
 * :mod:`pmlm.train.cli`: the command line, ``pmlm-train``.

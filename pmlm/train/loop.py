@@ -7,17 +7,19 @@ projected to the vocabulary), and ``L = L_AE + L_PAR`` (Eq. 7) is minimised: gra
 over ``grad_accum`` micro-batches (DDP synchronises on the last one only), gradient clipping, bf16
 autocast on a GPU, an AdamW step and a schedule step (:mod:`pmlm.train.optim`). Rank 0 evaluates
 every ``eval_every`` steps (:mod:`pmlm.train.evaluation`); a checkpoint is written every
-``save_every`` steps and at the end (:mod:`pmlm.checkpoint`, :mod:`pmlm.train.run_dir`).
+``save_every`` steps and at the end (:mod:`pmlm.checkpoint`, :mod:`pmlm.train.run_dir`), and the
+run ends by writing its model files and ``training.json`` (``save_pretrained``). The run lasts
+``steps`` steps, or ``time_budget`` minutes, with the schedule on the elapsed fraction
+(:mod:`pmlm.train.budget`); the next batch is built in a background thread while a step runs
+(:class:`pmlm.train.batches.Prefetch`).
 
 Choices where the paper is silent, and why:
 
 * The dropout stream is seeded last, from (seed, rank, step), after everything that may draw from
   torch's RNG, so that the training loop alone draws from it; a resumed run restores the state
   its checkpoint kept instead.
-* ``tokens_per_s`` counts text (context) tokens, not the appended pseudo masks and copies, so the
-  objectives compare on the work that matters to a user: text read per second.
-* Train metrics of a log line are means over the micro-batches since the last line, averaged over
-  ranks.
+* The metric lines and the bar are :mod:`pmlm.train.progress`'s (``tokens_per_s`` counts text
+  tokens, not the appended pseudo masks and copies).
 """
 
 from __future__ import annotations
