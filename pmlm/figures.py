@@ -4,6 +4,7 @@ The method figures are drawn directly from the package, seeded, in a few seconds
 
 * ``pmlm_diagram.png``: the worked example in the style of the paper's Figs. 1 and 4: tokens,
   reused positions, and arcs of what a pseudo mask may and may not attend;
+* ``cached_decoding.png``: pseudo-mask decoding with a key/value cache, step by step (section 3.4);
 * ``blockwise_masking.png``: Algorithm 1 on the opening of *Pride and Prejudice*, blocks numbered in
   factorization order, with what the context shows after the 80/10/10 replacement (section 3.1.2);
 * ``sampler_histograms.png``: block lengths and masked share over 2,000 draws on 128 tokens, against
@@ -156,7 +157,11 @@ def pmlm_diagram(out: Path) -> Path:
     return save(plot_pmlm_diagram().figure, out / "pmlm_diagram.png")
 
 
-METHOD_FIGURES = {"pmlm_diagram": pmlm_diagram, "blockwise_masking": blockwise_masking, "sampler_histograms": sampler_histograms,
+def cached_decoding(out: Path) -> Path:
+    return save(viz.plot_cached_decoding().figure, out / "cached_decoding.png")
+
+
+METHOD_FIGURES = {"pmlm_diagram": pmlm_diagram, "cached_decoding": cached_decoding, "blockwise_masking": blockwise_masking, "sampler_histograms": sampler_histograms,
                   "replacement": replacement, "worked_example_mask": worked_example_mask,
                   "leak_paths": leak_paths, "real_sentence_mask": real_sentence_mask}
 def par_by_step(out: Path, runs: Path | None = None) -> Path | None:

@@ -332,3 +332,32 @@ def test_block_words_contrast_with_their_box():
     from pmlm.viz.blocks import text_on
 
     assert text_on("#ffff00") == "black" and text_on("#440154") == "white"  # yellow, dark violet
+
+
+def test_cached_decoding_picture_is_what_the_stepper_feeds(trained_pair, monkeypatch):
+    from pmlm.finetune.decoding import CachedStepper
+    from pmlm.tokenizer import special_ids
+
+    model, tok = trained_pair
+    fed = []
+    original = model.encode_step
+
+    def record(input_ids, position_ids, *args, **kwargs):
+        fed.append(position_ids[0].tolist())
+        return original(input_ids, position_ids, *args, **kwargs)
+
+    monkeypatch.setattr(model, "encode_step", record)
+    ids = special_ids(tok)
+    source = [ids["sos"], 10, 11, 12, ids["eos"]]
+    stepper = CachedStepper(model, [source], ids, rows_per_source=1)  # as _prepare builds it
+    prev = None
+    for _ in range(4):
+        prev = stepper.logprobs(prev).argmax(-1)
+    steps = viz.decoding_steps(["s"] * len(source), ["y1", "y2", "y3", "y4"])
+    # call 0 encodes the source; each step then feeds exactly the picture's green and blue cells
+    assert fed[0] == list(range(len(source)))
+    assert fed[1:] == [[c["position"] for c in row if c["kind"] != "cached"] for row in steps]
+    assert stepper.cache.length == len(source) + 3  # the three real tokens fed so far are cached
+    ax = viz.plot_cached_decoding()
+    import matplotlib.pyplot as plt
+    plt.close(ax.figure)

@@ -26,6 +26,7 @@ Modules, in the order of the notebooks (every name is also importable from ``pml
 * A trained model at work: :mod:`pmlm.viz.fill_in`: :func:`fill_in_predictions`,
   :func:`fill_in_widget` (AE and PAR fill-ins with probabilities, attention of a layer and head, an
   AE-only twin beside it; the reference model by default).
+* Decoding (notebook 5): :mod:`pmlm.viz.decoding`: :func:`decoding_steps`, :func:`plot_cached_decoding`.
 * Table 6 (notebook 6): :mod:`pmlm.viz.table6`: :data:`PAPER_TABLE6`, :func:`paper_vs_ours`,
   :func:`plot_paper_vs_ours`.
 
@@ -36,6 +37,7 @@ widget built without a browser or a kernel holds its current picture and can be 
 
 from pmlm.viz.blocks import block_spans, plot_blocks, render_blocks_html, render_blocks_text
 from pmlm.viz.common import MASK_TOKEN, PSEUDO_TOKEN, ROLE_NAMES, figure_png, split_words, step_color
+from pmlm.viz.decoding import decoding_steps, plot_cached_decoding
 from pmlm.viz.diagram import plot_pmlm_diagram
 from pmlm.viz.fill_in import fill_in_predictions, fill_in_widget
 from pmlm.viz.layout import (
@@ -53,10 +55,10 @@ from pmlm.viz.table6 import PAPER_TABLE6, paper_vs_ours, plot_paper_vs_ours
 from pmlm.viz.trained import attention_probabilities, plot_accuracy_by_step, plot_attention_weights, plot_loss_curves
 
 __all__ = [
-    "MASK_TOKEN", "PAPER_TABLE6", "PSEUDO_TOKEN", "ROLE_NAMES", "attention_probabilities", "block_spans",
+    "MASK_TOKEN", "PAPER_TABLE6", "PSEUDO_TOKEN", "ROLE_NAMES", "attention_probabilities", "block_spans", "decoding_steps",
     "encode_words", "figure_png", "fill_in_predictions", "fill_in_widget", "layout_rows", "layout_table", "layout_widget", "leak_cells",
     "mask_to_text", "masking_widget", "paper_vs_ours", "parse_blocks", "plot_attention_mask",
-    "plot_accuracy_by_step", "plot_attention_weights", "plot_blocks", "plot_leak_paths", "plot_loss_curves", "plot_pass_costs",
+    "plot_accuracy_by_step", "plot_attention_weights", "plot_blocks", "plot_cached_decoding", "plot_leak_paths", "plot_loss_curves", "plot_pass_costs",
     "plot_paper_vs_ours", "plot_pmlm_diagram", "plot_replacement", "plot_sampler_histograms", "proposal_lengths", "reachable",
     "render_blocks_html", "render_blocks_text", "replacement_statistics", "sampler_statistics",
     "split_words", "step_color", "step_groups", "summarize_sampler", "text_example", "token_labels",
