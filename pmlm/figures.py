@@ -175,7 +175,7 @@ def par_by_step(out: Path, runs: Path | None = None) -> Path | None:
         print(f"  (no {path}: export the reference model first, scripts/reference_model.py export)")
         return None
     ax = viz.plot_accuracy_by_step(json.loads(path.read_text())["by_step"],
-                                   title="Reference model, held-out Austen: does a later step, which sees "
+                                   title="Reference model, held-out Austen: does a later step,\nwhich sees "
                                          "more originals, predict better?")
     return save(ax.figure, out / "par_by_step.png")
 

@@ -136,7 +136,8 @@ def reference_block(name: str = "austen-tiny") -> str:
                          f"{r['unigram_m_acc']:.3f} | {r['val_ae_m_bpc']:.3f} | {r['val_par_m_bpc']:.3f} | "
                          f"{r['unigram_m_bpc']:.3f} |")
     lines += ["", f"Recipe: the `{cfg['model']}` model with {cfg['model_overrides']}, {cfg['max_length']}-token "
-              f"examples, batch {cfg['batch_size']}, peak lr {cfg['lr']:g}, {cfg['vocab_size']:,}-piece vocabulary, "
+              f"examples, batch {cfg['batch_size']}, peak lr {cfg['lr']:g}, "
+              f"{(_json(directory / 'config.json') or {}).get('vocab_size', cfg['vocab_size']):,}-piece vocabulary, "
               f"time budget {cfg['time_budget']:g} minutes. Scores of the float16 weights as shipped, fixed masks "
               "(seed 0), masked tokens shown as `[M]`. Rendered by `pmlm.reports` from the model's "
               "`evaluation.json` and `training.json`."]
