@@ -128,7 +128,7 @@ def load_pretrained(run_dir: str | Path, map_location="cpu") -> tuple[PMLMModel,
     """
     from pmlm.pretrained import load_model, reference_dir
 
-    if str(run_dir) == "reference":
+    if str(run_dir) == "reference" and not Path(run_dir).exists():
         run_dir = reference_dir()
     if not checkpoint_path(run_dir).is_file() and (Path(run_dir) / "model.safetensors").is_file():
         model, tok = load_model(run_dir)

@@ -7,11 +7,12 @@ reads one back into pmlm.
     fill = pipeline("fill-mask", model=hf, tokenizer=AutoTokenizer.from_pretrained("hf/austen"))
 
 The directory holds ``config.json`` (the model's fields, ``model_type: pmlm`` and an ``auto_map``
-naming the two classes of the modeling file), ``configuration_pmlm.py`` / ``modeling_pmlm.py`` (one
-standalone file, :mod:`pmlm.hf_remote.modeling_pmlm`, that needs ``torch`` and ``transformers``
+naming the two classes of the modeling file), ``modeling_pmlm.py`` (one standalone file with both
+the config and the model class, :mod:`pmlm.hf_remote.modeling_pmlm`, that needs ``torch`` and ``transformers``
 only), ``model.safetensors`` (the very tensors of :meth:`pmlm.PMLMModel.save_pretrained`: the
 modules have the same names) and the tokenizer as ``tokenizer.json`` with ``tokenizer_config.json``
-(``[SOS]``/``[EOS]`` as BERT's ``cls``/``sep`` tokens, ``[MASK]`` as the mask token). Nothing here
+(the tokens in the roles of ``[SOS]``/``[EOS]`` as BERT's ``cls``/``sep`` tokens, ``[MASK]`` as the
+mask token). Nothing here
 imports ``transformers``: it stays an optional extra, and ``tests/test_hf_export.py`` checks the
 round trip with it (the same logits, the fill-mask pipeline, and the way back).
 
@@ -33,7 +34,7 @@ from pmlm.config import PMLMConfig
 from pmlm.model import PMLMModel
 from pmlm.model_files import (CONFIG_FILE, WEIGHTS_FILE, load_weights, read_json, read_weights,
                               save_model_files, write_atomic)
-from pmlm.tokenizer import TOKENIZER_FILE, load_tokenizer
+from pmlm.tokenizer import TOKENIZER_FILE, load_tokenizer, special_ids
 
 REMOTE = Path(__file__).resolve().parent / "hf_remote" / "modeling_pmlm.py"
 HF_FIELDS = ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size", "max_positions",
@@ -53,13 +54,15 @@ def export_hf(model: PMLMModel, tokenizer: Tokenizer, out_dir: str | Path) -> Pa
     write_atomic(out / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
     shutil.copyfile(REMOTE, out / "modeling_pmlm.py")
     write_atomic(out / TOKENIZER_FILE, tokenizer.to_str())
-    special = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[SOS]", "sep_token": "[EOS]",
-               "mask_token": "[MASK]"}
+    ids = special_ids(tokenizer)  # pmlm's own tokens, or a BERT vocabulary's [CLS]/[SEP]/[MASK]
+    name = tokenizer.id_to_token
+    special = {"pad_token": name(ids["pad"]), "unk_token": name(ids["unk"]), "cls_token": name(ids["sos"]),
+               "sep_token": name(ids["eos"]), "mask_token": name(ids["mask"])}
+    extra = {"additional_special_tokens": [name(ids["pseudo"])]} if ids["pseudo"] != ids["mask"] else {}
     write_atomic(out / "tokenizer_config.json", json.dumps(
-        {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": c.max_positions,
-         "additional_special_tokens": ["[P]"], **special}, indent=2) + "\n")
-    write_atomic(out / "special_tokens_map.json", json.dumps({**special, "additional_special_tokens": ["[P]"]},
-                                                             indent=2) + "\n")
+        {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": c.max_positions, **special, **extra},
+        indent=2) + "\n")
+    write_atomic(out / "special_tokens_map.json", json.dumps({**special, **extra}, indent=2) + "\n")
     return out
 
 

@@ -92,6 +92,8 @@ def read_config(directory: str | Path) -> PMLMConfig:
     path = Path(directory) / CONFIG_FILE
     hint = "not a directory written by save_pretrained (config.json, model.safetensors)"
     data = read_json(path, hint)
+    if "pmlm_config" in data or "auto_map" in data:
+        raise ValueError(f"{path} is a Hugging Face export (pmlm.export_hf): load it with pmlm.import_hf")
     if data.get("model_type", "pmlm") != "pmlm":
         raise ValueError(f"{path} describes a {data['model_type']!r} model, not a pmlm one "
                          "(a Hugging Face export? load it with pmlm.import_hf)")

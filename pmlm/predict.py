@@ -48,11 +48,22 @@ def classify_texts(ft: FineTuned, texts: list[str], batch_size: int = 64) -> lis
     return out
 
 
-def generate_texts(ft: FineTuned, sources: list[str], **decode) -> list[str]:
-    """The generated text for each source; ``decode`` overrides the saved :class:`DecodeConfig` fields."""
+def generate_texts(ft: FineTuned, sources: list[str], *, truncate: bool = False, **decode) -> list[str]:
+    """The generated text for each source; ``decode`` overrides the saved :class:`DecodeConfig` fields.
+
+    A source longer than the model was fine-tuned on (``max_source_len`` of its ``task.json``) is a
+    ValueError, since the model never learned from such positions (notebook 5 shows what it then
+    writes); ``truncate=True`` cuts it to that length instead.
+    """
     _check(ft, "seq2seq")
     tok = ft.tokenizer
-    ids = encode_texts(tok, sources)  # a source too long for the model's positions is a clear error
+    limit = ft.meta["max_source_len"] - 2  # [SOS] and [EOS] come on top
+    ids = encode_texts(tok, sources)
+    for i, s in enumerate(ids):
+        if len(s) > limit and not truncate:
+            raise ValueError(f"source {i + 1} has {len(s)} word pieces; the model was fine-tuned on sources of at "
+                             f"most {limit}: shorten it, or truncate (--truncate)")
+    ids = [s[:limit] for s in ids]
     cfg = DecodeConfig(**{**ft.meta["decode"].__dict__, **decode})
     out = generate(ft.model, ids, special_ids(tok), cfg)
     return tok.decode_batch(out, skip_special_tokens=True)
@@ -83,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     g.add_argument("--greedy", action="store_true", help="greedy decoding (beam size 1)")
     g.add_argument("--beam", type=int, help="beam size")
     g.add_argument("--max-length", type=int, help="most generated tokens")
+    g.add_argument("--truncate", action="store_true", help="cut sources longer than the fine-tuning ones")
     args = p.parse_args(argv)
     try:
         ft = load_finetuned(args.model)
@@ -92,11 +104,11 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{label}\t{prob:.4f}")
         else:
             decode = {}
-            if args.greedy or args.beam:
+            if args.greedy or args.beam is not None:
                 decode["beam_size"] = 1 if args.greedy else args.beam
-            if args.max_length:
+            if args.max_length is not None:
                 decode["max_length"] = args.max_length
-            for line in generate_texts(ft, texts, **decode):
+            for line in generate_texts(ft, texts, truncate=args.truncate, **decode):
                 print(line)
     except (ValueError, FileNotFoundError) as err:
         raise SystemExit(f"python -m pmlm.predict {args.task}: error: {err}") from None

@@ -63,7 +63,9 @@ def recipes_block() -> str:
                      f"{v['val_ae_m_bpc']:.3f} ({v['val_par_m_bpc']:.3f}) | {rel} | {v['val_ae_m_acc']:.3f} | "
                      f"{v['val_par_m_acc']:.3f} | {v['val_par_m_acc'] / v['unigram_m_acc']:.1f}x |")
     best = min(results, key=lambda r: r["val"]["val_ae_m_bpc"])
-    if base is not None:
+    if base is not None and best is base:
+        lines += ["", "No recipe of the table has lower masked bits per character than `baseline`."]
+    elif base is not None:
         gain = 100 * (1 - best["val"]["val_ae_m_bpc"] / base["val"]["val_ae_m_bpc"])
         lines += ["", f"Lowest masked bits per character: `{best['name']}`, {gain:.1f}% below `baseline` "
                   f"(AE {best['val']['val_ae_m_bpc']:.3f} against {base['val']['val_ae_m_bpc']:.3f})."]
@@ -119,7 +121,8 @@ def reference_block(name: str = "austen-tiny") -> str:
     wall = sum(p.get("elapsed_s") or 0 for p in procs)
     cpu = sum(p.get("cpu_s") or 0 for p in procs)
     cfg = tr["train_config"]
-    lines = [f"`pmlm.load_reference()` loads `{name}` (`pmlm/checkpoints/{name}/`, float16, "
+    dtype = (_json(directory / "config.json") or {}).get("torch_dtype", "float32")
+    lines = [f"`pmlm.load_reference()` loads `{name}` (`pmlm/checkpoints/{name}/`, {dtype}, "
              f"{sum(p.stat().st_size for p in directory.iterdir()) / 1e6:.1f} MB): "
              f"{tr.get('parameters', 0):,} parameters, {tr.get('steps', 0):,} steps, "
              f"{wall / 60:.0f} minutes of wall time and {cpu / 3600:.2f} CPU-hours in {len(procs)} process(es) "
@@ -138,8 +141,8 @@ def reference_block(name: str = "austen-tiny") -> str:
     lines += ["", f"Recipe: the `{cfg['model']}` model with {cfg['model_overrides']}, {cfg['max_length']}-token "
               f"examples, batch {cfg['batch_size']}, peak lr {cfg['lr']:g}, "
               f"{(_json(directory / 'config.json') or {}).get('vocab_size', cfg['vocab_size']):,}-piece vocabulary, "
-              f"time budget {cfg['time_budget']:g} minutes. Scores of the float16 weights as shipped, fixed masks "
-              "(seed 0), masked tokens shown as `[M]`. Rendered by `pmlm.reports` from the model's "
+              f"time budget {cfg['time_budget']:g} minutes. Scores of the {dtype} weights as shipped, fixed masks "
+              f"(seed {ev.get('masks_seed', 0)}), masked tokens shown as `[M]`. Rendered by `pmlm.reports` from the model's "
               "`evaluation.json` and `training.json`."]
     return "\n".join(lines)
 

@@ -153,7 +153,7 @@ def bert_tokenizer(vocab: str | Path, lowercase: bool = True) -> Tokenizer:
     path = Path(vocab)
     if not path.is_file():
         raise ValueError(f"no vocabulary at {path}: download the model's -vocab.txt")
-    pieces = [line.rstrip("\n") for line in path.read_text(encoding="utf-8").splitlines()]
+    pieces = path.read_text(encoding="utf-8").rstrip("\n").split("\n")  # one piece a line, as BERT reads it
     vocab_ids = {p: i for i, p in enumerate(pieces)}
     missing = [t for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]") if t not in vocab_ids]
     if missing:

@@ -97,8 +97,9 @@ def main() -> None:
     elif what == "export":
         export()
     elif what == "report":
-        from pmlm.reports import write_reference_report
-        write_reference_report()
+        from pmlm.reports import write_reports
+        for path in write_reports():
+            print(f"updated {path.relative_to(ROOT)}")
     else:
         raise SystemExit("usage: python scripts/reference_model.py train|export|report")
 

@@ -54,7 +54,7 @@ def test_budgeted_run_ends_by_time_and_resumes_its_budget(tmp_path, tokenizer_pa
     records = read_metrics(run)
     end = next(r for r in records if r.get("event") == "end")
     assert end["step"] > 3  # steps does not end a budgeted run
-    assert end["elapsed_s"] <= 6.0 * 1.25  # the budget, with room for a loaded CI machine
+    assert end["elapsed_s"] <= 6.0 * 1.5  # the budget, with room for a loaded CI machine
     lrs = [r["lr"] for r in records if r.get("split") == "train"]
     assert max(lrs) == pytest.approx(c.lr, rel=0.2) and lrs[-1] < 0.2 * c.lr  # warmed up, decayed
     import pmlm

@@ -47,6 +47,23 @@ def test_transformers_loads_it_and_gives_the_same_logits(exported):
     assert torch.allclose(theirs[batch["valid"]], ours[batch["valid"]], atol=1e-5)
 
 
+def test_a_pre_ln_model_exports_with_the_same_logits(exported, tmp_path):
+    _, corpus, _ = exported
+    torch.manual_seed(1)
+    config = pmlm.PMLMConfig(vocab_size=corpus.tokenizer.get_vocab_size(), hidden_size=32, num_layers=2,
+                             num_heads=2, intermediate_size=64, max_positions=64, norm="pre", initializer_range=0.2)
+    model = pmlm.PMLMModel(config).eval()
+    out = pmlm.export_hf(model, corpus.tokenizer, tmp_path / "pre")
+    hf = transformers.AutoModelForMaskedLM.from_pretrained(out, trust_remote_code=True).eval()
+    ids = torch.tensor([corpus.validation.examples[0][:20]])
+    with torch.no_grad():
+        theirs = hf(input_ids=ids).logits
+        ours = model(ids, torch.arange(20).unsqueeze(0), torch.ones(1, 20, 20, dtype=torch.bool))
+    assert torch.allclose(theirs, ours, atol=1e-5)
+    with pytest.raises(ValueError, match="load it with pmlm.import_hf"):
+        pmlm.load_model(out)
+
+
 def test_fill_mask_pipeline_and_the_way_back(exported):
     model, corpus, out = exported
     fill = transformers.pipeline("fill-mask", model=str(out), tokenizer=str(out), trust_remote_code=True)

@@ -33,6 +33,12 @@ def test_saved_classifier_predicts_what_it_predicted_in_training(classifier, tmp
     assert ft.meta["metrics"]["test_acc"] == metrics["test_acc"]
     got = classify_texts(ft, ["a gorgeous , witty film", "dull and lifeless"])
     assert [label in ("rotten", "fresh") and 0.5 <= p <= 1.0 for label, p in got] == [True, True]
+    # the saved model scores the fine-tuning run's test sample exactly as the run did
+    from pmlm.finetune.data import SENTIMENT_LABELS, sentiment_splits, subsample
+    test = subsample(sentiment_splits()["test"], 50, 0)
+    labels = [label for label, _ in classify_texts(ft, [r["text"] for r in test])]
+    acc = sum(label == SENTIMENT_LABELS[r["label"]] for label, r in zip(labels, test)) / len(test)
+    assert acc == pytest.approx(metrics["test_acc"])
     path = tmp_path / "in.txt"
     path.write_text("a gorgeous , witty film\n\ndull and lifeless\n")
     capsys.readouterr()
@@ -55,7 +61,11 @@ def test_saved_seq2seq_model_generates_with_its_saved_and_overridden_settings(tr
 
 def test_bad_input_gives_one_error_line(classifier, translator, tmp_path):
     out, _ = classifier
+    long = tmp_path / "long.txt"
+    long.write_text(" ".join(["and"] * 100) + "\n")
     cases = [(["classify", "--model", str(tmp_path / "none")], "not a directory"),
+             (["generate", "--model", str(translator), "--file", str(long)], "fine-tuned on sources of at most"),
+             (["generate", "--model", str(translator), "--file", str(long), "--beam", "0", "--truncate"], "beam_size"),
              (["generate", "--model", str(out), "--file", __file__], "fine-tuned for 'classify'"),
              (["classify", "--model", str(out), "--file", str(tmp_path / "missing.txt")], "no input file")]
     empty = tmp_path / "empty.txt"

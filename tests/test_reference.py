@@ -23,7 +23,11 @@ def test_reference_model_reproduces_its_recorded_validation_numbers():
     sample = recorded["sample"]
     got = score_examples(model, tok, corpus.validation.examples[:sample["examples"]],
                          unigram=unigram_log_probs(corpus))
-    for key in ("val_ae_m_acc", "val_par_m_acc", "val_ae_m_bpc", "val_par_m_bpc", "unigram_m_bpc"):
-        assert got[key] == pytest.approx(sample[key], abs=1e-6), key
+    # float arithmetic may differ between machines and thread counts: bits per character to 1e-3, and
+    # accuracy to a few flipped guesses of the sample's masked tokens
+    for key in ("val_ae_m_bpc", "val_par_m_bpc", "unigram_m_bpc"):
+        assert got[key] == pytest.approx(sample[key], abs=1e-3), key
+    for key in ("val_ae_m_acc", "val_par_m_acc", "unigram_m_acc"):
+        assert got[key] == pytest.approx(sample[key], abs=3 / got["val_m_tokens"]), key
     # the model is past the plateau: several times the unigram baseline on the same tokens
     assert got["val_par_m_acc"] > 2 * got["unigram_m_acc"]

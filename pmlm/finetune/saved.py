@@ -72,8 +72,15 @@ def load_finetuned(directory: str | Path) -> FineTuned:
     meta = read_json(directory / TASK_FILE, "not a fine-tuned model (save one with python -m pmlm.finetune ... --save DIR)")
     if meta.get("task") not in TASKS:
         raise ValueError(f"{directory / TASK_FILE} names task {meta.get('task')!r}; expected one of {TASKS}")
+    needed = {"seq2seq": ("max_source_len", "max_target_len", "decode"), "classify": ("labels", "max_length")}
+    missing = [k for k in needed[meta["task"]] if k not in meta]
+    if missing:
+        raise ValueError(f"{directory / TASK_FILE} lacks {missing}: the file is corrupt; save the model again")
     if meta["task"] == "seq2seq":
-        meta["decode"] = DecodeConfig(**meta.get("decode", {}))
+        try:
+            meta["decode"] = DecodeConfig(**meta["decode"])
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{directory / TASK_FILE} holds invalid decoding settings: {err}") from None
         return FineTuned("seq2seq", model, tok, meta)
     labels = meta.get("labels") or []
     if len(labels) < 2:

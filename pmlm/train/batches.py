@@ -127,20 +127,26 @@ class Prefetch:
         self.thread = threading.Thread(target=self._fill, args=(iter(source),), daemon=True)
         self.thread.start()
 
+    def _put(self, item) -> bool:
+        """Put ``item`` unless the consumer has closed; False once it has."""
+        import queue
+
+        while not self.stop.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:  # the consumer is busy: check stop and retry
+                continue
+        return False
+
     def _fill(self, it) -> None:
         try:
             for item in it:
-                while not self.stop.is_set():
-                    try:
-                        self.queue.put(item, timeout=0.1)
-                        break
-                    except Exception:  # queue.Full: the consumer is busy; check stop and retry
-                        continue
-                if self.stop.is_set():
+                if not self._put(item):
                     return
-            self.queue.put(self._END)
+            self._put(self._END)
         except BaseException as err:  # noqa: BLE001  handed to the consumer
-            self.queue.put(err)
+            self._put(err)
 
     def __iter__(self):
         return self

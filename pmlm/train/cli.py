@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from dataclasses import fields
 
 from pmlm.checkpoint import CHECKPOINT_FILE, METRICS_FILE
@@ -104,8 +105,9 @@ def parse_model_overrides(items: list[str], parser: argparse.ArgumentParser) -> 
 
 def main(argv: list[str] | None = None) -> None:
     cfg = parse_args(argv)
+    command = " ".join(["python -m pmlm.train", *(sys.argv[1:] if argv is None else argv)])
     try:
-        run = pretrain(cfg)
+        run = pretrain(cfg, command=command)
     except (ValueError, FileNotFoundError) as err:
         raise SystemExit(f"pmlm-train: error: {err}") from None
     if int(os.environ.get("RANK", 0)) == 0:

@@ -91,9 +91,10 @@ class Evaluator:
 
 def describe_val(val: dict) -> str:
     """One line for the progress bar: the [M]-only scores beside the unigram baseline."""
-    return (f"step {val['step']}: [M]-only AE acc {val['val_ae_m_acc']:.3f} bpc {val['val_ae_m_bpc']:.3f} "
-            f"| PAR acc {val['val_par_m_acc']:.3f} bpc {val['val_par_m_bpc']:.3f} "
-            f"| unigram acc {val['unigram_m_acc']:.3f} bpc {val['unigram_m_bpc']:.3f}")
+    f = lambda key: "-" if val.get(key) is None else f"{val[key]:.3f}"  # noqa: E731  (no [M] token: -)
+    return (f"step {val['step']}: [M]-only AE acc {f('val_ae_m_acc')} bpc {f('val_ae_m_bpc')} "
+            f"| PAR acc {f('val_par_m_acc')} bpc {f('val_par_m_bpc')} "
+            f"| unigram acc {f('unigram_m_acc')} bpc {f('unigram_m_bpc')}")
 
 
 def score_examples(model: PMLMModel, tok, examples: list[list[int]], *, unigram: torch.Tensor,
@@ -147,7 +148,8 @@ def accuracy_by_step(model: PMLMModel, batches: list[dict[str, torch.Tensor]], m
         B, L = step_ids.shape
         pseudo = step_ids < 0  # (B, L)
         pos = batch["position_ids"].masked_fill(~pseudo, L)  # (B, L): positions of [P]s, L elsewhere
-        step_at = torch.zeros(B, L + 1, dtype=torch.long).scatter_(1, pos, -step_ids.masked_fill(~pseudo, 0))
+        step_at = torch.zeros(B, L + 1, dtype=torch.long, device=step_ids.device).scatter_(
+            1, pos, -step_ids.masked_fill(~pseudo, 0))
         row_step = torch.where(pseudo, -step_ids, step_at[:, :L].gather(1, batch["position_ids"]))[rows]  # (N,)
         for name, keep in (("ae", is_ae & shown), ("par", ~is_ae & shown)):
             for s, c in zip(row_step[keep].clamp(max=max_step).tolist(), correct[keep].tolist()):

@@ -59,24 +59,24 @@ class LossModule(nn.Module):
         return self.model.loss(batch, objective=self.objective)
 
 
-def pretrain(cfg: TrainConfig, on_step: Callable | None = None) -> Path:
+def pretrain(cfg: TrainConfig, on_step: Callable | None = None, *, command: str | None = None) -> Path:
     """Pre-train a PMLM as ``cfg`` says; returns the run directory.
 
     ``on_step(step, model, record)`` is called on every rank after each optimizer step with the
     unwrapped model and the metric record logged at that step (None if none): a hook for tests
-    and notebooks.
+    and notebooks. ``command`` (the command line that started the run) goes into ``training.json``.
     """
     cfg.validate()
     want_cuda = cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())
     d = init_distributed("cuda" if want_cuda else "cpu")
     try:
-        return _pretrain(cfg, d, on_step)
+        return _pretrain(cfg, d, on_step, command)
     finally:
         if d.owns_group:
             dist.destroy_process_group()
 
 
-def _pretrain(cfg: TrainConfig, d: Dist, on_step: Callable | None) -> Path:
+def _pretrain(cfg: TrainConfig, d: Dist, on_step: Callable | None, command: str | None) -> Path:
     t_start, cpu_start = time.time(), time.process_time()
     device = pick_device(cfg, d.local_rank)
     if cfg.keep_freed_memory and device.type == "cpu":
@@ -85,6 +85,8 @@ def _pretrain(cfg: TrainConfig, d: Dist, on_step: Callable | None) -> Path:
         torch.cuda.set_device(device)
     autocast = cfg.bf16 and device.type == "cuda"
     out = Path(rank0_decides(lambda: str(prepare_run_dir(cfg)), d))  # all ranks fail alike
+    if cfg.time_budget is not None and d.world > 1:  # each rank's clock would end the run at another step
+        raise ValueError("--time-budget runs in one process; with torchrun give --steps instead")
     state = read_checkpoint(out, map_location="cpu") if cfg.resume else None
     if state is not None:
         check_resumable(state.get("train_config", {}), cfg)
@@ -136,8 +138,9 @@ def _pretrain(cfg: TrainConfig, d: Dist, on_step: Callable | None) -> Path:
     bar = ProgressBar(cfg, budget, step) if d.main and cfg.progress else None
     window = Window()
     budget.start()
+    last = budget.done(step)  # one decision per step: the same one ends the loop and writes the end
     try:
-        while not budget.done(step):
+        while not last:
             accum = accumulation(budget.fraction(step), cfg.grad_accum, cfg.batch_ramp)
             for a in range(accum):
                 sync = a == accum - 1 or d.world == 1
@@ -179,7 +182,7 @@ def _pretrain(cfg: TrainConfig, d: Dist, on_step: Callable | None) -> Path:
                        "loop_s": round(budget.loop_s(), 2), "cpu_s": round(time.process_time() - cpu_start, 2)})
             log.close()
             model.save_pretrained(out, tokenizer=tok, training=training_record(cfg, out, corpus.description,
-                                                                               device))
+                                                                               device, command))
     finally:
         if isinstance(batches, Prefetch):
             batches.close()

@@ -105,10 +105,10 @@ class MetricsLog:
             self.file = None
 
 
-def training_record(cfg: TrainConfig, out: Path, data: str, device: torch.device) -> dict:
+def training_record(cfg: TrainConfig, out: Path, data: str, device: torch.device,
+                    command: str | None = None) -> dict:
     """``training.json``: how the model in ``out`` was made (command, seed, data, time, final metrics)."""
     import platform
-    import sys
     import time
 
     records = []
@@ -118,8 +118,7 @@ def training_record(cfg: TrainConfig, out: Path, data: str, device: torch.device
     val = [r for r in records if r.get("split") == "val"]
     ends = [r for r in records if r.get("event") == "end"]
     start = next((r for r in records if r.get("event") == "start"), {})
-    return {"command": " ".join(["python -m pmlm.train", *sys.argv[1:]]) if sys.argv[0].endswith(
-                ("pmlm-train", "__main__.py")) else None,
+    return {"command": command,
             "train_config": cfg.to_dict(), "seed": cfg.seed, "data": data, "device": str(device),
             "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
             "torch": torch.__version__, "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
