@@ -159,9 +159,9 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     # CPU: `make demo` trains it for 5 minutes of wall time (--time-budget 5, the schedule on the
     # elapsed fraction); without a budget, 1,500 steps. 32 x 64-token examples: short examples buy
     # steps, and steps are what a small model needs to leave the unigram plateau. lr 3e-3, no
-    # dropout, post-LN, 8k pieces: the recipe study of docs/training.md (results/recipes.jsonl)
-    # found no single change that beats it at 5 minutes (smaller vocabularies, pre-LN, 4 layers,
-    # 2 x 256, which stays on the plateau at this lr).
+    # dropout, post-LN, 8k pieces, 15% masking: the recipe study of docs/training.md
+    # (results/recipes.jsonl) found no single change that beats it at 5 minutes by more than a
+    # single run can resolve (the best, 25% masking, by 1-2% in bits per character).
     "tiny": TrainConfig(model="tiny", model_overrides={"dropout": 0.0}, max_length=64, steps=1500,
                         batch_size=32, lr=3e-3, warmup_steps=100, log_every=10, eval_every=300,
                         eval_examples=256, save_every=500, out_dir="runs/tiny"),
