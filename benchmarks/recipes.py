@@ -79,9 +79,9 @@ def run_recipe(name: str, minutes: float, seed: int, out_root: Path) -> dict:
 
 
 def load_results() -> list[dict]:
-    if not RESULTS.is_file():
-        return []
-    return [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
+    from pmlm.reports import read_jsonl
+
+    return read_jsonl(RESULTS)
 
 
 def write_report() -> None:

@@ -128,11 +128,12 @@ def load_pretrained(run_dir: str | Path, map_location="cpu") -> tuple[PMLMModel,
     """
     from pmlm.pretrained import load_model, reference_dir
 
+    device = map_location if isinstance(map_location, (str, torch.device)) else "cpu"
     if str(run_dir) == "reference" and not Path(run_dir).exists():
         run_dir = reference_dir()
     if not checkpoint_path(run_dir).is_file() and (Path(run_dir) / "model.safetensors").is_file():
         model, tok = load_model(run_dir)
-        return model.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu"), tok
+        return model.to(device), tok
     state = read_checkpoint(run_dir, map_location)
     try:
         config = PMLMConfig.from_dict(state["model_config"])
@@ -141,7 +142,7 @@ def load_pretrained(run_dir: str | Path, map_location="cpu") -> tuple[PMLMModel,
     tok = checkpoint_tokenizer(run_dir, state)
     model = PMLMModel(config)
     load_model_state(model, state)
-    return model.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu").eval(), tok
+    return model.to(device).eval(), tok
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:

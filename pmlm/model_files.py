@@ -104,18 +104,22 @@ def read_config(directory: str | Path) -> PMLMConfig:
         raise ValueError(f"{path} holds an invalid model config: {err}") from None
 
 
-def read_weights(directory: str | Path) -> dict[str, torch.Tensor]:
-    """The tensors of ``model.safetensors``, in float32; a clear error for a missing or corrupt file."""
+def read_tensors(path: Path, missing: str) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file, as stored; ``missing`` says what its absence means."""
     from safetensors.torch import load_file
 
-    path = Path(directory) / WEIGHTS_FILE
     if not path.is_file():
-        raise MissingModelFileError(f"{path} is missing: the directory holds no weights")
+        raise MissingModelFileError(f"{path} is missing: {missing}")
     try:
-        tensors = load_file(path)
+        return load_file(path)
     except Exception as err:  # truncated header, garbage bytes: one message
         raise ValueError(f"{path} cannot be read (corrupt or truncated safetensors file): "
                          f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from None
+
+
+def read_weights(directory: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of ``model.safetensors``, in float32; a clear error for a missing or corrupt file."""
+    tensors = read_tensors(Path(directory) / WEIGHTS_FILE, "the directory holds no weights")
     return {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
 
 

@@ -33,7 +33,8 @@ def _json(path: Path):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _jsonl(path: Path) -> list[dict]:
+def read_jsonl(path: Path) -> list[dict]:
+    """The records of a JSON-lines results file; none when it is not there yet."""
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -50,7 +51,7 @@ def machine_words(m: dict) -> str:
 
 def recipes_block() -> str:
     """The recipe table of docs/training.md from ``results/recipes.jsonl``."""
-    results = _jsonl(RESULTS / "recipes.jsonl")
+    results = read_jsonl(RESULTS / "recipes.jsonl")
     if not results:
         return "No recipe has been run yet (`python benchmarks/recipes.py`)."
     base = next((r for r in results if r["name"] == "baseline"), None)
@@ -121,7 +122,8 @@ def reference_block(name: str = "austen-tiny") -> str:
     wall = sum(p.get("elapsed_s") or 0 for p in procs)
     cpu = sum(p.get("cpu_s") or 0 for p in procs)
     cfg = tr["train_config"]
-    dtype = (_json(directory / "config.json") or {}).get("torch_dtype", "float32")
+    config = _json(directory / "config.json") or {}
+    dtype = config.get("torch_dtype", "float32")
     lines = [f"`pmlm.load_reference()` loads `{name}` (`pmlm/checkpoints/{name}/`, {dtype}, "
              f"{sum(p.stat().st_size for p in directory.iterdir()) / 1e6:.1f} MB): "
              f"{tr.get('parameters', 0):,} parameters, {tr.get('steps', 0):,} steps, "
@@ -140,7 +142,7 @@ def reference_block(name: str = "austen-tiny") -> str:
                          f"{r['unigram_m_bpc']:.3f} |")
     lines += ["", f"Recipe: the `{cfg['model']}` model with {cfg['model_overrides']}, {cfg['max_length']}-token "
               f"examples, batch {cfg['batch_size']}, peak lr {cfg['lr']:g}, "
-              f"{(_json(directory / 'config.json') or {}).get('vocab_size', cfg['vocab_size']):,}-piece vocabulary, "
+              f"{config.get('vocab_size', cfg['vocab_size']):,}-piece vocabulary, "
               f"time budget {cfg['time_budget']:g} minutes. Scores of the {dtype} weights as shipped, fixed masks "
               f"(seed {ev.get('masks_seed', 0)}), masked tokens shown as `[M]`. Rendered by `pmlm.reports` from the model's "
               "`evaluation.json` and `training.json`."]

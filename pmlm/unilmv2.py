@@ -54,7 +54,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 
 from pmlm.config import PMLMConfig
 from pmlm.model import PMLMModel
-from pmlm.model_files import load_weights
+from pmlm.model_files import load_weights, read_tensors
 
 IGNORED = re.compile(r"^(bert\.pooler\..*|cls\.seq_relationship\..*|cls\.predictions\.decoder(\.weight|_weight)"
                      r"|bert\.embeddings\.position_ids)$")
@@ -171,12 +171,11 @@ def bert_tokenizer(vocab: str | Path, lowercase: bool = True) -> Tokenizer:
 
 def read_state(checkpoint: str | Path) -> dict[str, torch.Tensor]:
     path = Path(checkpoint)
+    if path.suffix == ".safetensors":
+        return read_tensors(path, "download the model's checkpoint file")
     if not path.is_file():
         raise ValueError(f"no checkpoint at {path}: download the model's .bin file")
     try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-            return load_file(path)
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise ValueError(f"{path} cannot be read as a state dict: {type(err).__name__}: "

@@ -22,7 +22,7 @@ from tokenizers import Tokenizer
 from pmlm.finetune.classify import PMLMClassifier
 from pmlm.finetune.decoding import DecodeConfig
 from pmlm.model import PMLMModel
-from pmlm.model_files import MissingModelFileError, read_json, write_atomic
+from pmlm.model_files import read_json, read_tensors, write_atomic
 from pmlm.pretrained import load_model
 
 TASK_FILE = "task.json"
@@ -65,8 +65,6 @@ def save_seq2seq(model: PMLMModel, tok: Tokenizer, directory: str | Path, *, max
 
 def load_finetuned(directory: str | Path) -> FineTuned:
     """A model written by :func:`save_classifier` or :func:`save_seq2seq`, in eval mode."""
-    from safetensors.torch import load_file
-
     directory = Path(directory)
     model, tok = load_model(directory)
     meta = read_json(directory / TASK_FILE, "not a fine-tuned model (save one with python -m pmlm.finetune ... --save DIR)")
@@ -86,12 +84,7 @@ def load_finetuned(directory: str | Path) -> FineTuned:
     if len(labels) < 2:
         raise ValueError(f"{directory / TASK_FILE} lists {len(labels)} class names; a classifier needs two or more")
     path = directory / HEAD_FILE
-    if not path.is_file():
-        raise MissingModelFileError(f"{path} is missing: the classifier head was not saved")
-    try:
-        head = load_file(path)
-    except Exception as err:
-        raise ValueError(f"{path} cannot be read (corrupt or truncated safetensors file): {type(err).__name__}") from None
+    head = read_tensors(path, "the classifier head was not saved")
     clf = PMLMClassifier(model, len(labels), meta.get("head_dropout", 0.1))
     try:
         clf.head.load_state_dict(head)

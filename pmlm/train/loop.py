@@ -93,7 +93,7 @@ def _pretrain(cfg: TrainConfig, d: Dist, on_step: Callable | None, command: str 
     corpus, model = build_model(cfg, d, out, state)
     tok = corpus.tokenizer
     step = 0 if state is None else int(state["step"])
-    micro = step * cfg.grad_accum if state is None else int(state.get("micro_step", step * cfg.grad_accum))
+    micro = 0 if state is None else int(state.get("micro_step", step * cfg.grad_accum))
     budget = Budget(cfg.time_budget, cfg.steps, t_start, None if state is None else state.get("budget"))
     model.to(device).train()
     optimizer = make_optimizer(model, cfg)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from pmlm.checkpoint import CHECKPOINT_FILE, METRICS_FILE
+from pmlm.checkpoint import CHECKPOINT_FILE, METRICS_FILE, read_metrics
 from pmlm.train.config import RESUMABLE_CHANGES, TrainConfig
 
 
@@ -111,10 +111,7 @@ def training_record(cfg: TrainConfig, out: Path, data: str, device: torch.device
     import platform
     import time
 
-    records = []
-    path = out / METRICS_FILE
-    if path.is_file():
-        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = read_metrics(out) if (out / METRICS_FILE).is_file() else []
     val = [r for r in records if r.get("split") == "val"]
     ends = [r for r in records if r.get("event") == "end"]
     start = next((r for r in records if r.get("event") == "start"), {})
