@@ -33,9 +33,10 @@ Choices (ours; the paper pre-trains on Wikipedia + BookCorpus and fine-tunes on 
 * Finished runs are recorded in ``results.jsonl`` and skipped when the runner is started again
   (``--fresh`` starts over), so an interrupted run resumes.
 
-Presets: ``cpu`` (the tiny model, 600 pre-training steps of 32 x 64 tokens, 2 seeds: 81 minutes of
-compute for the 12 runs, one thread; it separates the objectives with an AE term from PAR and AR
-alone, see ``docs/ablation.md``), ``gpu`` (the small model, 1,200 steps of 64 x 128 tokens, 3 seeds:
+Presets: ``cpu`` (the tiny model, 2,000 pre-training steps of 32 x 64 tokens per variant, 3 seeds,
+about half an hour per seed on 2 cores; the command line records its runs in
+``results/ablation-cpu.jsonl``, which is committed, so that notebook 6 and ``--report-only`` read
+them instead of re-running), ``gpu`` (the small model, 1,200 steps of 64 x 128 tokens, 3 seeds:
 sized for under an hour on one GPU, an estimate not yet measured), and ``micro`` (seconds, for
 tests; chosen by ``PMLM_SMOKE=1`` or ``CI``).
 """
@@ -102,15 +103,16 @@ ABLATION_PRESETS = {
                             seq2seq=Seq2SeqConfig(max_steps=4, batch_size=8, train_limit=64, eval_limit=8,
                                                   max_source_len=40, max_target_len=40,
                                                   decode=DecodeConfig(beam_size=1, max_length=12))),
-    # a CPU run of the whole pipeline, about 40 minutes per seed with one thread: the tiny model
-    # (2 layers, 128 hidden, no dropout) with the `tiny` pre-training recipe of pmlm.train cut to
-    # 600 steps of 32 x 64 tokens (~1.2M tokens: the AE half leaves the unigram plateau, PAR barely
-    # starts; docs/ablation.md), a 4,096-piece vocabulary; one epoch of sentiment (all ~10k
-    # sentences) and 400 steps of verse pairs that fit 40 tokens (BLEU stays at its floor; the
-    # validation loss separates the variants), greedy decoding of 150 test verses.
-    "cpu": AblationPreset(model_overrides={"dropout": 0.0}, steps=600, batch_size=32, max_length=64,
-                          lr=3e-3, warmup_steps=60, max_documents=2000, vocab_size=4096, seeds=(0, 1),
-                          classify=ClassifyConfig(lr=1e-3, epochs=1, eval_limit=600),
+    # a CPU run of the whole pipeline, about half an hour per seed on 2 cores: the tiny model (2 layers,
+    # 128 hidden, no dropout) pre-trained 2,000 steps of 32 x 64 tokens (~4M tokens; the recipe study's
+    # 5-minute runs leave the unigram plateau after ~1,000 steps and reach PAR ~2.5x unigram by ~2,000,
+    # docs/training.md), the 8,192-piece vocabulary of the recipe; two epochs of sentiment (all ~10k
+    # sentences, the learning rate the fine-tuning study chose for the pre-trained model) and 400 steps of
+    # verse pairs that fit 40 tokens, greedy decoding of 150 test verses. Results are committed to
+    # results/ablation-cpu.jsonl.
+    "cpu": AblationPreset(model_overrides={"dropout": 0.0}, steps=2000, batch_size=32, max_length=64,
+                          lr=3e-3, warmup_steps=100, max_documents=None, vocab_size=8192, seeds=(0, 1, 2),
+                          classify=ClassifyConfig(lr=1e-3, epochs=2),
                           seq2seq=Seq2SeqConfig(lr=1e-3, max_steps=400, max_source_len=40, max_target_len=40,
                                                 eval_limit=150, decode=DecodeConfig(beam_size=1, max_length=40))),
     # one GPU, estimated under an hour for 6 x 3 runs (not yet measured): the small model
@@ -188,7 +190,8 @@ def pretrain_variant(variant: str, seed: int, preset: AblationPreset, out: Path,
     val = [r for r in read_metrics(run_dir) if r.get("split") == "val"]
     last = val[-1] if val else {}
     return run_dir, {"pretrain_s": round(time.time() - t, 1),
-                     **{k: last.get(k) for k in ("val_ae_loss", "val_ae_acc", "val_par_loss", "val_par_acc")}}
+                     **{k: last.get(k) for k in ("val_ae_loss", "val_ae_acc", "val_par_loss", "val_par_acc",
+                                                 "val_ae_m_acc", "val_par_m_acc", "unigram_m_acc")}}
 
 
 def control_model(preset: AblationPreset, tok, seed: int, rel_pos: bool):
@@ -234,12 +237,20 @@ def summarize(rows: list[dict]) -> list[dict]:
                  "factorization": VARIANTS.get(variant, ("-", "-", "-"))[1],
                  "table6_row": VARIANTS.get(variant, ("-", "-", "control"))[2]}
         for key in ("test_acc", "majority_acc", "bleu", "chrf", "copy_bleu", "s2s_val_loss", "val_ae_loss", "val_par_loss",
-                    "pretrain_s", "finetune_s"):
+                    "val_ae_m_acc", "val_par_m_acc", "unigram_m_acc", "pretrain_s", "finetune_s"):
             values = [r[key] for r in runs if r.get(key) is not None]
             entry[f"{key}_mean"] = statistics.fmean(values) if values else math.nan
             entry[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else math.nan
         out.append(entry)
     return out
+
+
+def plateau(e: dict) -> str:
+    """PAR accuracy on the [M] positions and its multiple of the unigram baseline on the same tokens."""
+    par, uni = e.get("val_par_m_acc_mean", math.nan), e.get("unigram_m_acc_mean", math.nan)
+    if math.isnan(par) or math.isnan(uni) or uni <= 0 or e["objective"] == "ae":
+        return "-"
+    return f"{par:.3f} ({par / uni:.1f}x)"
 
 
 def fmt(mean: float, std: float, scale: float = 1.0, digits: int = 1) -> str:
@@ -252,14 +263,14 @@ def fmt(mean: float, std: float, scale: float = 1.0, digits: int = 1) -> str:
 def markdown_table(summary: list[dict], preset_name: str) -> str:
     lines = [f"Preset `{preset_name}`; mean ± standard deviation over seeds (test splits).", "",
              "| variant | objective | factorization | Table 6 row | seeds | sentiment acc (%) | verses BLEU "
-             "| verses chrF | verses val loss | pre-training val AE loss | val PAR loss |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| verses chrF | verses val loss | pre-training val AE loss | val PAR loss | PAR `[M]` acc (x unigram) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in summary:
         lines.append(f"| {e['variant']} | {e['objective']} | {e['factorization']} | {e['table6_row']} | {e['seeds']} "
                      f"| {fmt(e['test_acc_mean'], e['test_acc_std'], 100)} | {fmt(e['bleu_mean'], e['bleu_std'], 1, 2)} "
                      f"| {fmt(e['chrf_mean'], e['chrf_std'])} | {fmt(e['s2s_val_loss_mean'], e['s2s_val_loss_std'], 1, 3)} "
                      f"| {fmt(e['val_ae_loss_mean'], e['val_ae_loss_std'], 1, 2)} "
-                     f"| {fmt(e['val_par_loss_mean'], e['val_par_loss_std'], 1, 2)} |")
+                     f"| {fmt(e['val_par_loss_mean'], e['val_par_loss_std'], 1, 2)} | {plateau(e)} |")
     lines.append("")
     majority = [e["majority_acc_mean"] for e in summary if not math.isnan(e["majority_acc_mean"])]
     if majority:
@@ -335,8 +346,8 @@ def plot(rows: list[dict], summary: list[dict], path: Path, title: str) -> Path:
     return path
 
 
-def report(out: Path, preset_name: str, figure: Path | None) -> str:
-    rows = read_results(out / "results.jsonl")
+def report(out: Path, preset_name: str, figure: Path | None, results: Path | None = None) -> str:
+    rows = read_results(results or out / "results.jsonl")
     summary = summarize(rows)
     table = markdown_table(summary, preset_name)
     (out / "ablation.md").write_text(table)
@@ -350,8 +361,13 @@ def report(out: Path, preset_name: str, figure: Path | None) -> str:
 
 def run(preset_name: str = "cpu", out_dir: str | Path = "runs/ablation", *, seeds: list[int] | None = None,
         variants: list[str] | None = None, control: bool = True, rel_pos: bool = True, fresh: bool = False,
-        figure: str | Path | None = "figures/ablation.png", log=print) -> str:
-    """Pre-train, fine-tune and report; returns the markdown table."""
+        figure: str | Path | None = "figures/ablation.png", log=print, results_path: str | Path | None = None) -> str:
+    """Pre-train, fine-tune and report; returns the markdown table.
+
+    Run directories go to ``out_dir``; finished runs are lines of ``results_path`` (default
+    ``out_dir/results.jsonl``; the command line commits the ``cpu`` and ``gpu`` presets' to
+    ``results/ablation-<preset>.jsonl``).
+    """
     if preset_name not in ABLATION_PRESETS:
         raise ValueError(f"unknown ablation preset {preset_name!r}; choose one of {sorted(ABLATION_PRESETS)}")
     preset = ABLATION_PRESETS[preset_name]
@@ -362,7 +378,8 @@ def run(preset_name: str = "cpu", out_dir: str | Path = "runs/ablation", *, seed
     seeds = list(preset.seeds) if seeds is None else seeds
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    results = out / "results.jsonl"
+    results = Path(results_path) if results_path else out / "results.jsonl"
+    results.parent.mkdir(parents=True, exist_ok=True)
     if fresh and results.exists():
         results.unlink()
     settings = {"preset": preset_name, "rel_pos": rel_pos}
@@ -371,7 +388,12 @@ def run(preset_name: str = "cpu", out_dir: str | Path = "runs/ablation", *, seed
         raise ValueError(f"{out} holds results of other settings {settings_file.read_text()}; "
                          "use another --out or --fresh")
     settings_file.write_text(json.dumps(settings))
-    done = {(r["variant"], r["seed"]) for r in read_results(results)}
+    earlier = read_results(results)
+    other = [r for r in earlier if r.get("preset") != preset_name or r.get("rel_pos", True) != rel_pos]
+    if other:
+        raise ValueError(f"{results} holds runs of other settings (preset {other[0].get('preset')!r}, rel_pos "
+                         f"{other[0].get('rel_pos', True)}); pass another --results or --fresh")
+    done = {(r["variant"], r["seed"]) for r in earlier}
     device = torch.device(preset.device if preset.device != "auto" else
                           ("cuda" if torch.cuda.is_available() else "cpu"))
 
@@ -398,12 +420,13 @@ def run(preset_name: str = "cpu", out_dir: str | Path = "runs/ablation", *, seed
             scores = finetune_both(model, tok, splits, preset, seed, device, log)
             objective, factorization, _ = VARIANTS.get(variant, ("-", "-", "-"))
             row = {"variant": variant, "seed": seed, "objective": objective, "factorization": factorization,
-                   "preset": preset_name, **pre, **scores}
+                   "preset": preset_name, "rel_pos": rel_pos, **pre, **scores}
             with open(results, "a") as f:
                 f.write(json.dumps(row) + "\n")
+            done.add((variant, seed))
             log(f"[ablation] {variant} seed {seed}: acc {scores['test_acc']:.4f}, BLEU {scores['bleu']:.2f}, "
                 f"chrF {scores['chrf']:.2f}")
-    return report(out, preset_name, Path(figure) if figure else None)
+    return report(out, preset_name, Path(figure) if figure else None, results)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -422,18 +445,27 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--fresh", action="store_true", help="forget earlier results in --out")
     p.add_argument("--figure", help="where to save the figure ('' for none; default figures/ablation.png, "
                                     "or <out>/ablation.png for the micro preset, which must not replace it)")
-    p.add_argument("--report-only", action="store_true", help="rebuild table and figure from results.jsonl")
+    p.add_argument("--results", help="the results file (default results/ablation-<preset>.jsonl, "
+                                     "or <out>/results.jsonl for the micro preset)")
+    p.add_argument("--report-only", action="store_true", help="rebuild table and figure from the results file")
     args = p.parse_args(argv)
     preset = args.preset or ("micro" if smoke_mode() else "cpu")
     out = Path(args.out or f"runs/ablation-{preset}")
+    results = Path(args.results) if args.results else (out / "results.jsonl" if preset == "micro"
+                                                        else Path(f"results/ablation-{preset}.jsonl"))
     if args.figure is None:
         args.figure = str(out / "ablation.png") if preset == "micro" else "figures/ablation.png"
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     if args.report_only:
-        table = report(out, preset, Path(args.figure) if args.figure else None)
+        if not results.is_file():
+            raise SystemExit(f"python -m pmlm.ablation: error: no results at {results}; run the ablation first "
+                             "(without --report-only) or pass --results")
+        out.mkdir(parents=True, exist_ok=True)
+        table = report(out, preset, Path(args.figure) if args.figure else None, results)
     else:
         table = run(preset, out, seeds=args.seeds, variants=args.variants, control=not args.no_control,
-                    rel_pos=not args.no_rel_pos, fresh=args.fresh, figure=args.figure or None, log=log)
+                    rel_pos=not args.no_rel_pos, fresh=args.fresh, figure=args.figure or None, log=log,
+                    results_path=results)
     print(table)
 
 

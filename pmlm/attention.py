@@ -34,7 +34,9 @@ Why each rule (the paper's "leaks"):
 * every step sees all the ``[M]`` of the context: "global masking information".
 
 The official fine-tuning code (microsoft/unilm ``s2s-ft``, ``create_attention_mask``) builds the
-same rule from signed step ids; this function is our public cross-check of it.
+same rule from signed step ids. The tests compare :func:`pmlm_attention_mask` with the table written
+cell by cell in plain Python (``pmlm/course/autograder/oracles.py``, on the grader's side of the
+course kit, since it would give task 4 away).
 
 Padding (``valid == False``) is attended by nobody. A padding *query* attends to itself only, so
 that no softmax row is empty (an empty row gives NaN in SDPA); its output is never used.
@@ -51,12 +53,14 @@ def may_attend(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     Broadcasts like any tensor expression, so the same function builds the dense (L, L) mask below
     and, one (query, key) pair at a time, FlexAttention's block mask (:mod:`pmlm.model`).
     """
+    ### BEGIN SOLUTION
     sees_context = k == 0
     pseudo_same_step = (q < 0) & (k == q)
     # originals of step j are visible to [P] of step i iff j < i, to originals of step i iff j <= i
     limit = q.abs() + (q > 0).long()  # i for a [P], i + 1 for an original, 0 for context
     earlier_original = (k > 0) & (k < limit)
     return sees_context | pseudo_same_step | earlier_original
+    ### END SOLUTION
 
 
 def pmlm_attention_mask(step_ids: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
@@ -77,15 +81,3 @@ def pmlm_attention_mask(step_ids: torch.Tensor, valid: torch.Tensor | None = Non
         mask = mask | (eye & ~valid.unsqueeze(-1))  # padding queries attend to themselves only
     return mask
 
-
-def reference_attention_mask(step_ids: list[int]) -> list[list[bool]]:
-    """The rule table cell by cell, in plain Python: the naive reference the tests compare against."""
-    def allowed(q: int, k: int) -> bool:
-        if k == 0:  # context keys: everybody
-            return True
-        if q == 0:  # context queries: context only
-            return False
-        if q < 0:  # [P] of step -q
-            return k == q or (k > 0 and k < -q)
-        return k > 0 and k <= q  # original of step q: originals of steps <= q
-    return [[allowed(q, k) for k in step_ids] for q in step_ids]

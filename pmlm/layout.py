@@ -89,6 +89,7 @@ def layout_1d(
     """
     n = len(token_ids)
     seg = list(segment_ids) if segment_ids is not None else [0] * n
+    ### BEGIN SOLUTION
     ids, pos, segs, step_ids = list(context_ids), list(range(n)), list(seg), [0] * n
     ae = [IGNORE_INDEX] * n
     for block in steps:
@@ -111,6 +112,7 @@ def layout_1d(
             segs += [seg[p] for p in block]
             step_ids += [i] * len(block)
     ae += [IGNORE_INDEX] * (len(ids) - n)
+    ### END SOLUTION
     as_long = lambda xs: torch.tensor(xs, dtype=torch.long)  # noqa: E731
     return {"input_ids": as_long(ids), "position_ids": as_long(pos), "segment_ids": as_long(segs),
             "step_ids": as_long(step_ids), "ae_labels": as_long(ae), "par_labels": as_long(par)}

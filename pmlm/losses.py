@@ -40,6 +40,7 @@ def grouped_components(logits: torch.Tensor, labels: torch.Tensor,
     selection. Each group's dict equals ``components(logits[rows], labels[rows])``
     (``tests/test_losses.py``).
     """
+    ### BEGIN SOLUTION
     per_row = F.cross_entropy(logits.float(), labels, ignore_index=IGNORE_INDEX, reduction="none")  # (N,)
     correct = logits.argmax(-1) == labels  # (N,)
     out = {}
@@ -48,6 +49,7 @@ def grouped_components(logits: torch.Tensor, labels: torch.Tensor,
         denom = count.clamp(min=1)
         out[name] = {"loss": torch.where(rows, per_row, 0.0).sum() / denom,  # where: a NaN elsewhere stays out
                      "acc": ((correct & rows).sum().float() / denom).detach(), "count": count.detach()}
+    ### END SOLUTION
     return out
 
 
@@ -55,7 +57,9 @@ def combine(parts: dict[str, dict[str, torch.Tensor]], objective: str) -> dict[s
     """The loss dict from the AE and PAR components: the sum of the objectives asked for."""
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {sorted(OBJECTIVES)}, got {objective!r}")
+    ### BEGIN SOLUTION
     out = {"loss": sum(parts[name]["loss"] for name in OBJECTIVES[objective])}
+    ### END SOLUTION
     for name in ("ae", "par"):
         out[name] = parts[name]["loss"]
         out[f"{name}_acc"] = parts[name]["acc"]

@@ -85,8 +85,9 @@ def sample_blocks(
     candidates = [i for i, m in enumerate(maskable) if m]
     if not candidates:
         return []
-    target = mask_ratio * len(candidates)
     rng = python_rng(generator)
+    ### BEGIN SOLUTION
+    target = mask_ratio * len(candidates)
     free = list(maskable)  # free[i]: maskable and not masked yet
     blocks: list[list[int]] = []
     masked = 0
@@ -100,6 +101,7 @@ def sample_blocks(
             free[i] = False
         blocks.append(list(range(p, end)))
         masked += length
+    ### END SOLUTION
     return blocks
 
 
@@ -160,6 +162,7 @@ def replacement_tokens(
                              "(or pass replace_probs with a zero random share)")
         if len(excluded) >= vocab_size:
             raise ValueError("every vocabulary id is special: no token is left to draw at random")
+    ### BEGIN SOLUTION
     out = []
     for tok in originals:
         u = rng.random()
@@ -169,4 +172,5 @@ def replacement_tokens(
             out.append(random_non_special(rng, vocab_size, excluded))
         else:
             out.append(int(tok))
+    ### END SOLUTION
     return out

@@ -7,9 +7,11 @@ with the autoencoding (AE) pass over the context alone, that is ``1 + s`` passes
 PMLM lays all of them out in one sequence of ``n + 2m`` tokens (fewer without the last step's
 copies) and lets the attention mask keep the steps apart, so the context is encoded once.
 
-This module builds the per-step passes *without* :func:`pmlm.pmlm_attention_mask`, from the plain
-statement of what each token may see, so that notebook 3 and ``tests/test_naive.py`` can check
-that the single pass gives the same predictions:
+This module builds the per-step passes from what each step may know: a pass holds only the tokens
+step i may see, so no later original is there to leak; inside the short pass the rule of
+:func:`pmlm.pmlm_attention_mask` orders the originals among themselves. Notebook 3 and
+``tests/test_naive.py`` check that the single pass gives the same predictions (the grader of the
+course kit does it again with the rule written out independently):
 
 * :func:`context_logits`: the AE pass, BERT's masked LM on the n context tokens, full attention;
 * :func:`step_inputs` / :func:`stepwise_logits`: the PAR pass of each step;
@@ -22,6 +24,8 @@ Dropout must be off (``model.eval()``) for the two ways to agree.
 from __future__ import annotations
 
 import torch
+
+from pmlm.attention import pmlm_attention_mask
 
 
 def _row(example, idx: list[int], name: str) -> torch.Tensor:
@@ -41,7 +45,7 @@ def step_inputs(example, step: int) -> dict:
     """The sequence of one naive PAR pass for ``step`` (1-based), taken from the example's layout.
 
     Tokens: the n context tokens, then the original copies of steps 1..step-1, then the ``[P]`` of
-    ``step``. What each may see, written out directly (True = may attend):
+    ``step``; what each may see (True = may attend), by the rule table on their step ids:
 
     * a context token: the context (the context never depends on the appended tokens);
     * an original of step j: the context and the originals of steps <= j;
@@ -60,16 +64,7 @@ def step_inputs(example, step: int) -> dict:
     index = context + earlier + pseudo
     kinds = [sid[j] for j in index]  # 0 context, j > 0 original of step j, -step a [P]
 
-    def may_see(q: int, k: int) -> bool:
-        if k == 0:
-            return True  # everybody sees the context
-        if q == 0:
-            return False  # the context sees only itself
-        if q > 0:
-            return 0 < k <= q  # originals: earlier-or-same-step originals
-        return k > 0 or k == q  # [P]: all the (earlier) originals kept here, and its own step
-
-    mask = torch.tensor([[may_see(q, k) for k in kinds] for q in kinds]).unsqueeze(0)  # (1, L_i, L_i)
+    mask = pmlm_attention_mask(torch.tensor(kinds)).unsqueeze(0)  # (1, L_i, L_i)
     return {"index": index, "pseudo": list(range(len(context) + len(earlier), len(index))),
             "input_ids": _row(example, index, "input_ids"),
             "position_ids": _row(example, index, "position_ids"),

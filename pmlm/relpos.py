@@ -24,6 +24,7 @@ from torch import nn
 def relative_position_bucket(relative_position: torch.Tensor, num_buckets: int = 32,
                              max_distance: int = 128) -> torch.Tensor:
     """Bucket index in [0, num_buckets) for each signed distance key_pos - query_pos."""
+    ### BEGIN SOLUTION
     half = num_buckets // 2
     bucket = (relative_position > 0).long() * half  # keys to the right use the upper half
     distance = relative_position.abs()
@@ -33,6 +34,7 @@ def relative_position_bucket(relative_position: torch.Tensor, num_buckets: int =
     far = exact + (log_ratio * (half - exact)).long()
     far = far.clamp(max=half - 1)
     return bucket + torch.where(distance < exact, distance, far)
+    ### END SOLUTION
 
 
 class RelativePositionBias(nn.Module):

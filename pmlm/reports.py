@@ -11,6 +11,7 @@ block               results file                                          writte
 ``recipes``         ``results/recipes.jsonl``                             ``benchmarks/recipes.py``
 ``reference``       ``pmlm/checkpoints/<name>/evaluation.json`` and       ``scripts/reference_model.py``
                     ``training.json``
+``course-tasks``    :data:`pmlm.course.tasks.TASKS`                        the course kit's task list
 ==================  ===================================================  ==================================
 
 :func:`write_reports` rewrites every block; :func:`stale_reports` lists the blocks whose text no
@@ -149,9 +150,26 @@ def reference_block(name: str = "austen-tiny") -> str:
     return "\n".join(lines)
 
 
+def course_tasks_block() -> str:
+    """The course kit's task table (docs/teaching.md) from :data:`pmlm.course.tasks.TASKS`."""
+    from pmlm.course.tasks import TASKS
+
+    lines = ["| task | the student implements | taught in | paper | expected time | points |",
+             "|---|---|---|---|---|---|"]
+    for t in TASKS.values():
+        where = ", ".join(f"`pmlm/{rel}`: `{name}`" for rel, name in t.functions)
+        lines.append(f"| {t.number} | {t.title.split(' (')[0]} ({where}) | {t.where} | {t.paper} | "
+                     f"{t.minutes} min | {t.points} |")
+    total = sum(t.minutes for t in TASKS.values())
+    lines += ["", f"All seven: {sum(t.points for t in TASKS.values())} points, about {total / 60:.1f} hours of "
+              "a student's time by our estimate (a first assignment might take tasks 1, 3 and 4)."]
+    return "\n".join(lines)
+
+
 BLOCKS: dict[str, Callable[[], str]] = {"demo": demo_block, "demo-fill-ins": demo_fill_ins_block,
-                                        "recipes": recipes_block, "reference": reference_block}
-DOCUMENTS = [ROOT / "README.md", ROOT / "docs" / "training.md"]
+                                        "recipes": recipes_block, "reference": reference_block,
+                                        "course-tasks": course_tasks_block}
+DOCUMENTS = [ROOT / "README.md", ROOT / "docs" / "training.md", ROOT / "docs" / "teaching.md"]
 
 
 def replace_block(text: str, name: str, body: str) -> str:

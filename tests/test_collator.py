@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import pmlm
-from pmlm.attention import reference_attention_mask
+from pmlm.course.autograder.oracles import reference_attention_mask
 
 
 def make(vocab, **kw):

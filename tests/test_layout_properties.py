@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pmlm
-from pmlm.attention import reference_attention_mask
+from pmlm.course.autograder.oracles import reference_attention_mask
 from pmlm.collator import pad_and_mask
 
 M, P, V = 1, 2, 50

@@ -7,7 +7,7 @@ import torch
 
 import pmlm
 from random_models import random_decoder_model
-from pmlm.attention import reference_attention_mask
+from pmlm.course.autograder.oracles import reference_attention_mask
 from pmlm.collator import pad_and_mask
 from pmlm.finetune.decoding import CachedStepper, generate
 from pmlm.finetune.seq2seq import (Seq2SeqConfig, finetune_seq2seq, seq2seq_example, seq2seq_loss,

@@ -44,6 +44,7 @@ class ClassifyConfig:
     weight_decay: float = 0.01  # paper's pre-training value, kept for fine-tuning
     max_length: int = 64  # tokens with [SOS]/[EOS]; a Rotten Tomatoes sentence has ~25 words
     dropout: float = 0.1  # on the [SOS] state and the pooled state, BERT's value
+    pooling: str = "sos"  # "sos": the top [SOS] state (the paper, BERT); "mean": mean of the real tokens' states
     train_limit: int | None = None  # use a fixed sample of this many training sentences
     eval_limit: int | None = None  # ... and of validation/test sentences
     eval_batch_size: int = 128
@@ -66,13 +67,19 @@ CLASSIFY_PRESETS = {
 }
 
 
+POOLINGS = ("sos", "mean")
+
+
 class PMLMClassifier(nn.Module):
     """A :class:`PMLMModel` backbone with a classifier on the top ``[SOS]`` state."""
 
-    def __init__(self, backbone: PMLMModel, num_classes: int, dropout: float = 0.1) -> None:
+    def __init__(self, backbone: PMLMModel, num_classes: int, dropout: float = 0.1, pooling: str = "sos") -> None:
         super().__init__()
         if num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        self.pooling = pooling
         H = backbone.config.hidden_size
         self.backbone = backbone
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(H, H), nn.Tanh(), nn.Dropout(dropout),
@@ -88,7 +95,11 @@ class PMLMClassifier(nn.Module):
         position_ids = torch.arange(L, device=input_ids.device).expand(B, L)  # (B, L)
         mask = pmlm_attention_mask(torch.zeros_like(input_ids), valid)  # (B, L, L): all context
         hidden = self.backbone.encode(input_ids, position_ids, mask)  # (B, L, H)
-        return self.head(hidden[:, 0])  # the [SOS] state (B, H) -> (B, C)
+        if self.pooling == "sos":
+            return self.head(hidden[:, 0])  # the [SOS] state (B, H) -> (B, C)
+        weights = valid.unsqueeze(-1).to(hidden.dtype)  # (B, L, 1): 1 on real tokens
+        pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)  # (B, H)
+        return self.head(pooled)  # (B, C)
 
 
 def encode_sentences(tok: Tokenizer, texts: list[str], max_length: int, max_positions: int) -> list[list[int]]:
@@ -120,7 +131,8 @@ def finetune_classify(model: PMLMModel, tok: Tokenizer, splits: dict[str, list[d
                       log=print, save: str | Path | None = None, class_names: list[str] | None = None) -> dict:
     """Fine-tune ``model`` (changed in place) on ``splits`` ({split: [{"text", "label": int}]}).
 
-    Returns metrics: ``test_acc`` and ``val_acc`` of the best-validation epoch, ``majority_acc``
+    Returns metrics: ``test_acc`` and ``val_acc`` of the best-validation epoch (``best_epoch``, counted
+    from 1; ``val_acc_by_epoch`` lists every epoch's), ``majority_acc``
     (test accuracy of always answering the most frequent training class), ``train_loss``
     (mean of the last epoch), ``steps``, ``seconds``, the config. With ``save`` the fine-tuned
     classifier (best validation epoch) is written there (:func:`pmlm.finetune.saved.save_classifier`),
@@ -142,13 +154,13 @@ def finetune_classify(model: PMLMModel, tok: Tokenizer, splits: dict[str, list[d
     enc = {name: (encode_sentences(tok, [r["text"] for r in rows], cfg.max_length, model.config.max_positions),
                   [r["label"] for r in rows]) for name, rows in data.items()}
     dev = next(model.parameters()).device
-    clf = PMLMClassifier(model, num_classes, cfg.dropout).to(dev)
+    clf = PMLMClassifier(model, num_classes, cfg.dropout, cfg.pooling).to(dev)
     n_train = len(enc["train"][0])
     per_epoch = math.ceil(n_train / cfg.batch_size)
     total = per_epoch * cfg.epochs if cfg.max_steps is None else min(cfg.max_steps, per_epoch * cfg.epochs)
     optimizer, scheduler = make_optimizer(clf, lr=cfg.lr, weight_decay=cfg.weight_decay,
                                           total_steps=total, warmup=cfg.warmup)
-    start, step, best, best_state, losses = time.time(), 0, -1.0, None, []
+    start, step, best, best_state, losses, by_epoch = time.time(), 0, -1.0, None, [], []
     clf.train()
     for epoch in range(cfg.epochs):
         losses = []
@@ -168,6 +180,7 @@ def finetune_classify(model: PMLMModel, tok: Tokenizer, splits: dict[str, list[d
         val = accuracy(clf, *enc["validation"], ids["pad"], cfg.eval_batch_size) if enc["validation"][0] else 0.0
         log(f"classify epoch {epoch + 1}: step {step}, train loss {sum(losses) / max(1, len(losses)):.4f}, "
             f"validation acc {val:.4f}")
+        by_epoch.append(val)
         if val > best:
             best, best_state = val, copy.deepcopy(clf.state_dict())
         if step >= total:
@@ -178,6 +191,7 @@ def finetune_classify(model: PMLMModel, tok: Tokenizer, splits: dict[str, list[d
     majority_acc = enc["test"][1].count(majority) / max(1, len(enc["test"][1]))
     log(f"classify: test acc {test:.4f} (best validation acc {best:.4f}; majority class {majority_acc:.4f})")
     metrics = {"task": "classify", "test_acc": test, "val_acc": best, "majority_acc": majority_acc,
+               "best_epoch": 1 + by_epoch.index(best), "val_acc_by_epoch": by_epoch,
                "train_loss": sum(losses) / max(1, len(losses)), "steps": step,
                "n_train": n_train, "n_test": len(enc["test"][0]),
                "seconds": round(time.time() - start, 1), "config": asdict(cfg)}

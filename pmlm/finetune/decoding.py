@@ -77,6 +77,49 @@ def banned_ngram_tokens(tokens: list[int], n: int) -> list[int]:
     return [tokens[i + n - 1] for i in range(len(tokens) - n + 1) if tuple(tokens[i:i + n - 1]) == prefix]
 
 
+def cached_step_inputs(prev: torch.Tensor | None, start: torch.Tensor, t: int, pseudo_id: int,
+                       key_valid: torch.Tensor, max_positions: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """What step t of cached pseudo-mask decoding feeds the model (section 3.4; s2s-ft's decoder).
+
+    The cache holds the keys and values of the source and of ``y_1 .. y_{t-2}``, whose states never
+    change (no source or real target token attends a later one). Step t adds the real ``y_{t-1}``
+    (none at t = 1) at position ``start + t - 2`` and a pseudo mask ``[P]`` at ``start + t - 1``,
+    whose top state predicts ``y_t``: the real token sees the cache and itself, the ``[P]`` the
+    cache, ``y_{t-1}`` and itself (the fine-tuning mask of :mod:`pmlm.finetune.seq2seq`).
+
+    Args:
+        prev: (R,) long, ``y_{t-1}`` of each hypothesis row, or None at t = 1.
+        start: (R,) long, position of the first target token (the source length with [SOS]/[EOS]).
+        t: the step, from 1.
+        pseudo_id: the id of ``[P]``.
+        key_valid: (R, P) bool, False where a cached key is source padding.
+        max_positions: positions are clamped below it (only rows already finished reach it).
+
+    Returns:
+        ``new_ids`` (R, T) and ``new_pos`` (R, T) with T = 1 at t = 1, else 2 (``y_{t-1}``, ``[P]``);
+        ``mask`` (R, T, P + T) bool, True = may attend, over the cached keys then the new tokens;
+        ``keep``, how many of the new tokens (the first ``keep``) join the cache: the real token
+        only, never the ``[P]``.
+    """
+    ### BEGIN SOLUTION
+    R, P = key_valid.shape
+    dev = key_valid.device
+    pos_p = (start + t - 1).clamp(max=max_positions - 1)  # (R,) position of the [P]
+    pseudo = torch.full((R, 1), pseudo_id, dtype=torch.long, device=dev)  # (R, 1)
+    if prev is None:
+        new_ids, new_pos, keep = pseudo, pos_p.unsqueeze(1), 0  # (R, 1), (R, 1)
+        new_mask = torch.ones(1, 1, dtype=torch.bool, device=dev)  # the [P] sees itself
+    else:
+        new_ids = torch.cat([prev.view(R, 1).long(), pseudo], 1)  # (R, 2): y_{t-1}, [P]
+        new_pos = torch.stack([(pos_p - 1).clamp(min=0), pos_p], 1)  # (R, 2)
+        new_mask = torch.tensor([[True, False], [True, True]], device=dev)  # real: itself; [P]: y_{t-1}, itself
+        keep = 1
+    T = new_ids.shape[1]
+    mask = torch.cat([key_valid.unsqueeze(1).expand(R, T, P), new_mask.expand(R, T, T)], 2)  # (R, T, P + T)
+    ### END SOLUTION
+    return new_ids, new_pos, mask, keep
+
+
 class CachedStepper:
     """Next-token log-probs for R = B x K hypothesis rows, one real token and one ``[P]`` per step."""
 
@@ -97,25 +140,14 @@ class CachedStepper:
     def logprobs(self, prev: torch.Tensor | None) -> torch.Tensor:
         """Log-probabilities (R, V) of y_t, given y_{t-1} (R,) (None at t = 1)."""
         self.t += 1
-        R = self.start.shape[0]
-        pos_p = (self.start + self.t - 1).clamp(max=self.max_pos - 1)  # (R,); clamped only for done rows
-        P = self.cache.length
-        dev = self.device
-        pseudo = torch.full((R, 1), self.ids["pseudo"], device=dev)
-        prev = None if prev is None else prev.to(dev)
-        if prev is None:
-            new_ids, new_pos = pseudo, pos_p.unsqueeze(1)  # (R, 1)
-            new_mask = torch.ones(1, 1, dtype=torch.bool, device=dev)
-        else:
-            new_ids = torch.cat([prev.view(R, 1), pseudo], 1)  # (R, 2): y_{t-1}, [P]
-            new_pos = torch.stack([(pos_p - 1).clamp(min=0), pos_p], 1)  # (R, 2)
-            new_mask = torch.tensor([[True, False], [True, True]], device=dev)  # real: itself; [P]: y_{t-1} and itself
-        T = new_ids.shape[1]
-        mask = torch.cat([self.key_valid.unsqueeze(1).expand(R, T, P), new_mask.expand(R, T, T)], 2)  # (R, T, P+T)
+        prev = None if prev is None else prev.to(self.device)
+        new_ids, new_pos, mask, keep = cached_step_inputs(prev, self.start, self.t, self.ids["pseudo"],
+                                                          self.key_valid, self.max_pos)
         hidden, new = self.model.encode_step(new_ids, new_pos, mask, torch.ones_like(new_ids), past=self.cache)
-        if prev is not None:  # keep the real token's keys and values, drop the [P]'s
-            self.cache = self.cache.extend(new.select(slice(0, 1)))
-            self.key_valid = torch.cat([self.key_valid, torch.ones(R, 1, dtype=torch.bool, device=dev)], 1)
+        if keep:  # the real token's keys and values join the cache; the [P]'s are dropped
+            self.cache = self.cache.extend(new.select(slice(0, keep)))
+            R = new_ids.shape[0]
+            self.key_valid = torch.cat([self.key_valid, torch.ones(R, keep, dtype=torch.bool, device=self.device)], 1)
         return F.log_softmax(self.model.head(hidden[:, -1]).float(), dim=-1)  # (R, V)
 
     def reorder(self, rows: torch.Tensor) -> None:

@@ -5,7 +5,8 @@ backbone's ``config.json``, ``model.safetensors``, ``tokenizer.json``), plus:
 
 * ``task.json``: ``{"task": "classify", "labels": [...], "max_length": ...}`` or ``{"task": "seq2seq",
   "max_source_len": ..., "max_target_len": ..., "decode": {...}}``, and the fine-tuning metrics;
-* ``head.safetensors`` (classification only): the classifier head on the ``[SOS]`` state.
+* ``head.safetensors`` (classification only): the classifier head on the pooled state (``[SOS]`` or
+  the mean, as ``task.json`` says).
 
 :func:`load_finetuned` reads it back, checking the task metadata, the head and the vocabulary.
 """
@@ -48,7 +49,7 @@ def save_classifier(clf: PMLMClassifier, tok: Tokenizer, directory: str | Path, 
     if len(labels) != clf.head[-1].out_features:
         raise ValueError(f"{len(labels)} class names for a head of {clf.head[-1].out_features} classes")
     meta = {"task": "classify", "labels": list(labels), "max_length": max_length,
-            "head_dropout": clf.head[0].p, "metrics": metrics or {}}
+            "head_dropout": clf.head[0].p, "pooling": clf.pooling, "metrics": metrics or {}}
     out = clf.backbone.save_pretrained(directory, tokenizer=tok, files={TASK_FILE: json.dumps(meta, indent=2) + "\n"})
     head = {k: v.detach().cpu().contiguous() for k, v in clf.head.state_dict().items()}
     write_atomic(out / HEAD_FILE, save(head, metadata={"format": "pt"}))
@@ -85,7 +86,10 @@ def load_finetuned(directory: str | Path) -> FineTuned:
         raise ValueError(f"{directory / TASK_FILE} lists {len(labels)} class names; a classifier needs two or more")
     path = directory / HEAD_FILE
     head = read_tensors(path, "the classifier head was not saved")
-    clf = PMLMClassifier(model, len(labels), meta.get("head_dropout", 0.1))
+    try:
+        clf = PMLMClassifier(model, len(labels), meta.get("head_dropout", 0.1), meta.get("pooling", "sos"))
+    except ValueError as err:
+        raise ValueError(f"{directory / TASK_FILE}: {err}; the file is corrupt, save the model again") from None
     try:
         clf.head.load_state_dict(head)
     except RuntimeError as err:

@@ -73,6 +73,8 @@ class Seq2SeqConfig:
     train_limit: int | None = None  # fixed sample of this many training pairs
     eval_limit: int | None = None  # ... and of test pairs to decode
     decode: DecodeConfig = field(default_factory=lambda: DecodeConfig(beam_size=4, length_penalty=1.0))
+    eval_every: int = 0  # steps between validation points of the learning curve (0: none)
+    curve_examples: int = 100  # validation pairs decoded greedily at each point of the curve
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -86,6 +88,9 @@ class Seq2SeqConfig:
             raise ValueError(f"factorization must be 'token' or 'block', got {self.factorization!r}")
         if self.max_span < 2:
             raise ValueError(f"max_span must be at least 2, got {self.max_span}")
+        if self.eval_every < 0 or self.curve_examples < 1:
+            raise ValueError(f"eval_every must be >= 0 and curve_examples >= 1, got {self.eval_every} "
+                             f"and {self.curve_examples}")
 
     @classmethod
     def preset(cls, name: str, **overrides) -> "Seq2SeqConfig":
@@ -210,12 +215,26 @@ def evaluate_generation(model: PMLMModel, tok: Tokenizer, rows: list[dict], pair
                          for r, c, h, t in list(zip(rows, copies, hyps, refs))[:5]]}
 
 
+def learning_curve_point(model: PMLMModel, tok: Tokenizer, rows: list[dict], pairs, ids, cfg: Seq2SeqConfig,
+                         step: int) -> dict:
+    """One point of BLEU against fine-tuning steps: greedy BLEU/chrF and loss on validation pairs."""
+    was_training = model.training
+    greedy = replace(cfg.decode, beam_size=1)
+    scores = evaluate_generation(model, tok, rows, pairs, ids, greedy)
+    point = {"step": step, "val_bleu": scores["bleu"], "val_chrf": scores["chrf"],
+             "val_copy_bleu": scores["copy_bleu"], "val_loss": validation_loss(model, pairs, ids, cfg)}
+    model.train(was_training)
+    return point
+
+
 def finetune_seq2seq(model: PMLMModel, tok: Tokenizer, splits: dict[str, list[dict]],
                      cfg: Seq2SeqConfig, *, log=print, save: str | Path | None = None) -> dict:
     """Fine-tune ``model`` (in place) on {split: [{"source", "target"}]} and decode the test split.
 
     Returns ``bleu``, ``chrf``, ``copy_bleu`` on test, ``val_loss``, ``train_loss``, ``steps``,
-    counts of pairs used and left out, ``seconds`` and the config. With ``save`` the fine-tuned model
+    counts of pairs used and left out, ``seconds`` and the config; with ``cfg.eval_every`` also
+    ``curve``, BLEU against steps on ``cfg.curve_examples`` validation pairs (greedy decoding,
+    :func:`learning_curve_point`), the model itself still the last step's. With ``save`` the fine-tuned model
     and its decoding settings are written there (:func:`pmlm.finetune.saved.save_seq2seq`).
     """
     from pmlm.finetune.data import subsample
@@ -228,7 +247,8 @@ def finetune_seq2seq(model: PMLMModel, tok: Tokenizer, splits: dict[str, list[di
     rng = random.Random(cfg.seed)
     train_pairs, _, left_train = encode_pairs(tok, splits["train"], cfg)
     train_pairs = subsample(train_pairs, cfg.train_limit, cfg.seed)
-    val_pairs, _, _ = encode_pairs(tok, subsample(splits.get("validation", []), cfg.eval_limit, 0), cfg)
+    val_pairs, val_rows, _ = encode_pairs(tok, subsample(splits.get("validation", []), cfg.eval_limit, 0), cfg)
+    curve_pairs, curve_rows = val_pairs[:cfg.curve_examples], val_rows[:cfg.curve_examples]
     test_pairs, test_rows, left_test = encode_pairs(tok, splits["test"], cfg)
     keep = subsample(list(range(len(test_pairs))), cfg.eval_limit, 0)  # same test sample for every seed
     test_pairs, test_rows = [test_pairs[i] for i in keep], [test_rows[i] for i in keep]
@@ -239,6 +259,9 @@ def finetune_seq2seq(model: PMLMModel, tok: Tokenizer, splits: dict[str, list[di
     optimizer, scheduler = make_optimizer(model, lr=cfg.lr, weight_decay=cfg.weight_decay,
                                           total_steps=total, warmup=cfg.warmup)
     start, step, losses, dev = time.time(), 0, [], next(model.parameters()).device
+    curve = []
+    if cfg.eval_every and curve_pairs:
+        curve.append(learning_curve_point(model, tok, curve_rows, curve_pairs, ids, cfg, 0))
     model.train()
     while step < total:
         for idx in minibatches(len(train_pairs), cfg.batch_size, shuffle=True, generator=gen):
@@ -255,6 +278,10 @@ def finetune_seq2seq(model: PMLMModel, tok: Tokenizer, splits: dict[str, list[di
             step += 1
             if step % max(1, total // 5) == 0 or step == total:
                 log(f"seq2seq step {step}/{total}: train loss {sum(losses[-50:]) / len(losses[-50:]):.4f}")
+            if cfg.eval_every and curve_pairs and (step % cfg.eval_every == 0 or step == total):
+                curve.append(learning_curve_point(model, tok, curve_rows, curve_pairs, ids, cfg, step))
+                log(f"seq2seq step {step}: validation BLEU {curve[-1]['val_bleu']:.2f} (greedy, "
+                    f"{len(curve_pairs)} pairs; copying {curve[-1]['val_copy_bleu']:.2f})")
             if step >= total:
                 break
     val = validation_loss(model, val_pairs, ids, cfg) if val_pairs else float("nan")
@@ -266,6 +293,8 @@ def finetune_seq2seq(model: PMLMModel, tok: Tokenizer, splits: dict[str, list[di
                "n_train": len(train_pairs), "n_test": len(test_pairs),
                "left_out_train": left_train, "left_out_test": left_test,
                "seconds": round(time.time() - start, 1), "config": asdict(cfg)}
+    if curve:
+        metrics["curve"] = curve
     if save is not None:
         from pmlm.finetune.saved import save_seq2seq
         save_seq2seq(model, tok, save, max_source_len=cfg.max_source_len, max_target_len=cfg.max_target_len,

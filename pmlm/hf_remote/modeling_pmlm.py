@@ -38,6 +38,7 @@ class PMLMHFConfig(PretrainedConfig):
 
 def relative_position_bucket(relative_position, num_buckets, max_distance):
     """T5's bidirectional buckets of key position - query position (as pmlm.relpos)."""
+    ### BEGIN SOLUTION
     half = num_buckets // 2
     bucket = (relative_position > 0).long() * half
     distance = relative_position.abs()
@@ -45,6 +46,7 @@ def relative_position_bucket(relative_position, num_buckets, max_distance):
     log_ratio = torch.log(distance.clamp(min=1).float() / exact) / math.log(max_distance / exact)
     far = (exact + (log_ratio * (half - exact)).long()).clamp(max=half - 1)
     return bucket + torch.where(distance < exact, distance, far)
+    ### END SOLUTION
 
 
 class RelativePositionBias(nn.Module):

@@ -1,0 +1,223 @@
+"""Does pre-training help fine-tuning? The reference model against the from-scratch control.
+
+    python benchmarks/finetune_study.py sentiment   # tune on validation, then 3 seeds (~25 min, 2 threads)
+    python benchmarks/finetune_study.py verses      # KJV -> WEB, 3 seeds each, BLEU against steps
+    python benchmarks/finetune_study.py report      # print the tables from results/finetune.jsonl
+
+Both initialisations have the same architecture and tokenizer (the shipped reference model's,
+:func:`pmlm.load_reference`): the control is that configuration freshly initialised, so the only
+difference is the pre-trained weights.
+
+* **Sentiment** (Rotten Tomatoes): for each initialisation, the learning rate and the pooling of
+  the classifier (``[SOS]`` or the mean of the tokens) are chosen by validation accuracy at seed 0
+  from a small grid, the epoch by validation accuracy inside each run (up to ``--epochs``); test
+  accuracy is then the mean over seeds 0, 1, 2 at the chosen setting. Test accuracy is never
+  looked at to choose anything. Then the same chosen settings with fewer labelled sentences
+  (``--limits``), to see where pre-training matters most.
+* **Verses** (KJV -> WEB, held-out books): the ``tiny`` fine-tuning recipe from each
+  initialisation, 3 seeds; greedy BLEU on 100 validation verses every ``--eval-every`` steps (the
+  learning curve), beam-4 BLEU and chrF on the test verses at the end, beside copying the source.
+
+Every finished run is a line of ``results/finetune.jsonl`` (keyed by its settings); a run already
+there is skipped, so the study resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pmlm.finetune.classify import ClassifyConfig, finetune_classify  # noqa: E402
+from pmlm.finetune.data import bible_splits, sentiment_splits  # noqa: E402
+from pmlm.finetune.seq2seq import Seq2SeqConfig, finetune_seq2seq  # noqa: E402
+from pmlm.model import PMLMModel  # noqa: E402
+from pmlm.pretrained import load_reference  # noqa: E402
+
+RESULTS = ROOT / "results" / "finetune.jsonl"
+INITS = ("reference", "control")
+LRS = (3e-4, 1e-3, 3e-3)
+POOLINGS = ("sos", "mean")
+SEEDS = (0, 1, 2)
+
+
+def read_rows(path: Path = RESULTS) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def key(row: dict) -> tuple:
+    return tuple(row.get(k) for k in ("task", "init", "lr", "pooling", "epochs", "train_limit", "steps", "seed"))
+
+
+def backbone(init: str, seed: int):
+    ref, tok = load_reference()
+    if init == "reference":
+        return ref.float(), tok
+    torch.manual_seed(seed)
+    return PMLMModel(ref.config), tok
+
+
+def machine() -> dict:
+    return {"machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+            "torch": torch.__version__, "date": time.strftime("%Y-%m-%d")}
+
+
+def append(row: dict) -> None:
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with open(RESULTS, "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def run_sentiment(init: str, lr: float, pooling: str, epochs: int, seed: int, train_limit: int | None,
+                  splits, grid: bool = False) -> dict:
+    row = {"task": "sentiment", "init": init, "lr": lr, "pooling": pooling, "epochs": epochs,
+           "train_limit": train_limit, "steps": None, "seed": seed, "grid": grid}
+    found = [r for r in read_rows() if key(r) == key(row)]
+    if found:
+        return found[0]
+    model, tok = backbone(init, seed)
+    cfg = ClassifyConfig(lr=lr, pooling=pooling, epochs=epochs, seed=seed, train_limit=train_limit)
+    m = finetune_classify(model, tok, splits, cfg, log=lambda line: None)
+    row.update({k: m[k] for k in ("test_acc", "val_acc", "majority_acc", "best_epoch", "val_acc_by_epoch",
+                                  "steps", "n_train", "n_test", "seconds")}, **machine())
+    row["steps"] = None  # the key field; optimiser steps are in "optimizer_steps"
+    row["optimizer_steps"] = m["steps"]
+    append(row)
+    print(f"sentiment {init} lr {lr:g} {pooling} limit {train_limit} seed {seed}: val {m['val_acc']:.4f} "
+          f"test {m['test_acc']:.4f} (epoch {m['best_epoch']}, {m['seconds']:.0f} s)", flush=True)
+    return row
+
+
+def chosen(rows: list[dict], init: str, train_limit: int | None = None) -> dict:
+    """The grid row of ``init`` with the best validation accuracy at seed 0 (full training data)."""
+    grid = [r for r in rows if r["task"] == "sentiment" and r["init"] == init and r["seed"] == 0
+            and r["train_limit"] is None and r.get("grid")]
+    if not grid:
+        raise ValueError(f"no tuning runs for {init} yet: run `finetune_study.py sentiment` first")
+    return max(grid, key=lambda r: (r["val_acc"], -r["lr"]))
+
+
+def sentiment(args) -> None:
+    splits = sentiment_splits()
+    for init in INITS:
+        for lr in LRS:
+            for pooling in POOLINGS:
+                run_sentiment(init, lr, pooling, args.epochs, 0, None, splits, grid=True)
+    rows = read_rows()
+    for init in INITS:
+        best = chosen(rows, init)
+        for limit in [None] + list(args.limits):
+            for seed in SEEDS:
+                run_sentiment(init, best["lr"], best["pooling"], args.epochs, seed, limit, splits)
+
+
+def verses(args) -> None:
+    splits = bible_splits()
+    for seed in SEEDS:
+        for init in INITS:
+            row = {"task": "verses", "init": init, "lr": args.lr, "pooling": None, "epochs": None,
+                   "train_limit": None, "steps": args.steps, "seed": seed}
+            if any(key(r) == key(row) for r in read_rows()):
+                continue
+            model, tok = backbone(init, seed)
+            cfg = replace(Seq2SeqConfig.preset("tiny"), lr=args.lr, max_steps=args.steps, seed=seed,
+                          eval_every=args.eval_every, curve_examples=100)
+            m = finetune_seq2seq(model, tok, splits, cfg, log=lambda line: None)
+            row.update({k: m[k] for k in ("bleu", "chrf", "copy_bleu", "val_loss", "n_train", "n_test",
+                                          "left_out_test", "seconds", "curve")}, **machine())
+            row["copy_chrf"] = copy_chrf(tok, splits, cfg)
+            row["example"] = m["examples"][0]
+            append(row)
+            print(f"verses {init} seed {seed}: BLEU {m['bleu']:.2f} chrF {m['chrf']:.2f} (copy {m['copy_bleu']:.2f}); "
+                  f"{m['seconds']:.0f} s", flush=True)
+
+
+def copy_chrf(tok, splits, cfg) -> float:
+    """chrF of copying the source, on the same test verses as the model (the BLEU twin is copy_bleu)."""
+    import sacrebleu
+
+    from pmlm.finetune.data import subsample
+    from pmlm.finetune.seq2seq import encode_pairs
+
+    pairs, _, _ = encode_pairs(tok, splits["test"], cfg)
+    pairs = [pairs[i] for i in subsample(list(range(len(pairs))), cfg.eval_limit, 0)]
+    refs = tok.decode_batch([t for _, t in pairs], skip_special_tokens=True)
+    copies = tok.decode_batch([s for s, _ in pairs], skip_special_tokens=True)
+    return sacrebleu.corpus_chrf(copies, [refs]).score
+
+
+def spread(values: list[float]) -> str:
+    mean = statistics.fmean(values)
+    sd = statistics.stdev(values) if len(values) > 1 else float("nan")
+    return f"{mean:.1f} ± {sd:.1f}"
+
+
+def report() -> str:
+    rows = read_rows()
+    lines = []
+    sent = [r for r in rows if r["task"] == "sentiment"]
+    if sent:
+        lines += ["Sentiment, tuning at seed 0 (validation accuracy, %):", "",
+                  "| init | lr | pooling | val acc | best epoch |", "|---|---|---|---|---|"]
+        for r in sorted((r for r in sent if r.get("grid")), key=lambda r: (r["init"], r["lr"], r["pooling"])):
+            lines.append(f"| {r['init']} | {r['lr']:g} | {r['pooling']} | {100 * r['val_acc']:.1f} | {r['best_epoch']} |")
+        lines += ["", "Test accuracy at the chosen setting, mean ± sd over seeds (%):", "",
+                  "| init | lr | pooling | labelled sentences | seeds | test acc |", "|---|---|---|---|---|---|"]
+        for init in INITS:
+            try:
+                best = chosen(rows, init)
+            except ValueError:
+                continue
+            for limit in sorted({r["train_limit"] for r in sent}, key=lambda x: -(x or 10**9)):
+                runs = [r for r in sent if r["init"] == init and r["lr"] == best["lr"] and
+                        r["pooling"] == best["pooling"] and r["train_limit"] == limit]
+                if runs:
+                    lines.append(f"| {init} | {best['lr']:g} | {best['pooling']} | {runs[0]['n_train']} | {len(runs)} "
+                                 f"| {spread([100 * r['test_acc'] for r in runs])} |")
+        lines.append("")
+    ver = [r for r in rows if r["task"] == "verses"]
+    if ver:
+        lines += ["Verses (test, beam 4), mean ± sd over seeds:", "",
+                  "| init | seeds | BLEU | chrF | copying: BLEU | copying: chrF |", "|---|---|---|---|---|---|"]
+        for init in INITS:
+            runs = [r for r in ver if r["init"] == init]
+            if runs:
+                lines.append(f"| {init} | {len(runs)} | {spread([r['bleu'] for r in runs])} | "
+                             f"{spread([r['chrf'] for r in runs])} | {runs[0]['copy_bleu']:.1f} | {runs[0]['copy_chrf']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="what", required=True)
+    s = sub.add_parser("sentiment")
+    s.add_argument("--epochs", type=int, default=4, help="the most epochs; the best validation epoch is kept")
+    s.add_argument("--limits", type=int, nargs="*", default=[500, 2000], help="labelled sentences of the curve")
+    v = sub.add_parser("verses")
+    v.add_argument("--lr", type=float, default=5e-4)
+    v.add_argument("--steps", type=int, default=1500)
+    v.add_argument("--eval-every", type=int, default=250)
+    sub.add_parser("report")
+    args = p.parse_args(argv)
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    if args.what == "sentiment":
+        sentiment(args)
+    elif args.what == "verses":
+        verses(args)
+    print(report())
+
+
+if __name__ == "__main__":
+    main()

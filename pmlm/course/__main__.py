@@ -1,0 +1,65 @@
+"""``python -m pmlm.course build OUT [--tasks 1,4]``, ``... grade DIR [--tasks 4,6]``, ``... colab [--repo URL]``.
+
+``build`` writes ``OUT/student/`` (the repository with the chosen tasks stubbed, notebooks without
+answers, no oracles) and ``OUT/autograder/`` (tests, references, ``grade.py``). ``grade`` grades the
+copy in DIR (the folder holding its ``pmlm/``) with this installation's grading tests, each task in
+a subprocess that imports DIR's package, prints a score table with one counterexample per failing
+task, and exits 0 only when every graded task passes. ``colab`` puts the "Open in Colab" badge and
+the Colab install cell in every notebook. Bad input ends with one error line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m pmlm.course", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="write OUT/student and OUT/autograder")
+    b.add_argument("out")
+    b.add_argument("--tasks", help="comma-separated task numbers (default: all seven)")
+    g = sub.add_parser("grade", help="grade the copy in DIR")
+    g.add_argument("dir")
+    g.add_argument("--tasks", help="comma-separated task numbers (default: all seven)")
+    g.add_argument("--json", help="also write every test's result here")
+    g.add_argument("-v", "--verbose", action="store_true", help="show pytest's output")
+    c = sub.add_parser("colab", help="put the Open in Colab badge and the install cell in every notebook")
+    c.add_argument("--repo", help="https://github.com/OWNER/NAME (default: pyproject's Repository URL)")
+    args = p.parse_args(argv)
+    from pmlm.course.tasks import parse_tasks
+    if args.command == "colab":
+        from pmlm.course.colab import main as colab
+        try:
+            for path in colab(args.repo):
+                print(f"badge and install cell: {path}")
+        except ValueError as err:
+            print(f"python -m pmlm.course colab: error: {err}", file=sys.stderr)
+            return 2
+        return 0
+    try:
+        tasks = parse_tasks(args.tasks)
+        if args.command == "build":
+            from pmlm.course.build import build
+            paths = build(args.out, tasks)
+            print(f"student copy: {paths['student']} (tasks {', '.join(map(str, tasks))} stubbed)\n"
+                  f"autograder:   {paths['autograder']} (python {paths['autograder'] / 'grade.py'} STUDENT_DIR)")
+            return 0
+        from pmlm.course.build import build_autograder
+        with tempfile.TemporaryDirectory(prefix="pmlm-autograder-") as tmp:
+            grader = build_autograder(Path(tmp) / "autograder")
+            sys.path.insert(0, str(grader))
+            import grade as grader_module
+            return grader_module.grade(args.dir, ",".join(map(str, tasks)), grader / "solutions", args.json,
+                                       args.verbose)
+    except ValueError as err:
+        print(f"python -m pmlm.course {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""The course kit proves itself: the solution passes, the student copy fails exactly its stubs, the
+grader has teeth (a planted bug fails each task, a different correct implementation passes it)."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from course_variants import CORRECT, PLANTED
+from pmlm.course import TASKS, parse_tasks
+from pmlm.course.autograder import regions
+from pmlm.course.build import build, strip_notebook
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def grade(directory: Path, tasks: str, tmp: Path) -> tuple[int, dict, str]:
+    out = tmp / f"grade-{tasks.replace(',', '_')}.json"
+    proc = subprocess.run([sys.executable, "-m", "pmlm.course", "grade", str(directory), "--tasks", tasks,
+                           "--json", str(out)], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    results = json.loads(out.read_text()) if out.is_file() else {}
+    return proc.returncode, results, proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def kit(tmp_path_factory):
+    out = tmp_path_factory.mktemp("course")
+    return build(out, sorted(TASKS))
+
+
+def test_the_solution_passes_every_task(tmp_path):
+    code, results, text = grade(ROOT, "all", tmp_path)
+    assert code == 0, text
+    assert set(results) == {str(n) for n in TASKS} and all(r["passed"] for rs in results.values() for r in rs)
+    assert "100.0 / 100" in text
+
+
+def test_the_student_copy_imports_and_fails_exactly_the_stubs(kit, tmp_path):
+    student = kit["student"]
+    env = {**os.environ, "PYTHONPATH": str(student)}
+    probe = "import pmlm, pmlm.train, pmlm.finetune, pmlm.viz, pmlm.check; print(pmlm.__file__)"
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=student)
+    assert proc.returncode == 0 and proc.stdout.startswith(str(student)), proc.stderr
+    code, results, text = grade(student, "all", tmp_path)
+    assert code == 1
+    for n in TASKS:
+        failed = [r for r in results[str(n)] if not r["passed"]]
+        assert failed, f"task {n} passes while stubbed"
+        assert all("not implemented yet (Task " + str(n) in r["message"] for r in failed), failed[0]["message"]
+    # no oracle and no answer ships in the copy
+    assert not (student / "pmlm" / "course" / "autograder").exists()
+    assert sorted(p.name for p in (student / "tests").iterdir()) == ["test_public_checks.py"]
+    for t in TASKS.values():
+        for rel, _ in t.functions:
+            assert regions.BEGIN not in (student / "pmlm" / rel).read_text()
+    assert "reference_attention_mask" not in (student / "pmlm" / "attention.py").read_text()
+    assert (student / "ASSIGNMENT.md").is_file() and (student / ".github/workflows/classroom.yml").is_file()
+
+
+def test_a_partial_assignment_stubs_only_its_tasks(tmp_path):
+    paths = build(tmp_path / "kit", [4, 6])
+    text = (paths["student"] / "pmlm" / "attention.py").read_text()
+    assert "raise NotImplementedError(" in text and "Task 4:" in text
+    assert "### BEGIN SOLUTION" in (paths["student"] / "pmlm" / "masking.py").read_text()  # task 1 kept
+    workflow = (paths["student"] / ".github/workflows/classroom.yml").read_text()
+    assert "--tasks 4" in workflow and "--tasks 6" in workflow and "--tasks 1" not in workflow
+    assert "max-score: 20" in workflow
+
+
+def install(student: Path, task: int, name: str, source: str) -> None:
+    for rel, fn in TASKS[task].functions:
+        if fn == name and not rel.startswith("hf_remote"):
+            path = student / "pmlm" / rel
+            path.write_text(regions.splice_function(path.read_text(), name, textwrap.dedent(source).strip() + "\n"))
+
+
+@pytest.mark.parametrize("task", sorted(PLANTED))
+def test_a_planted_bug_fails_its_task(kit, tmp_path, task):
+    what, name, source, phrase = PLANTED[task]
+    install(kit["student"], task, name, source)
+    code, results, text = grade(kit["student"], str(task), tmp_path)
+    assert code == 1, f"task {task}: the planted bug ({what}) passes the grader\n{text}"
+    failed = [r for r in results[str(task)] if not r["passed"]]
+    assert any(phrase in r["message"] for r in failed), (what, [r["message"] for r in failed])
+    assert "not implemented" not in failed[0]["message"]
+
+
+@pytest.mark.parametrize("task", sorted(CORRECT))
+def test_a_correct_implementation_written_differently_passes(kit, tmp_path, task):
+    name, source = CORRECT[task]
+    install(kit["student"], task, name, source)
+    code, results, text = grade(kit["student"], str(task), tmp_path)
+    assert code == 0, f"task {task}: a correct implementation fails\n{text}"
+
+
+def test_the_student_notebooks_run_up_to_their_exercises(tmp_path):
+    """With the package's tasks done (--tasks 7 stubs only decoding), notebooks 1 and 2 run every cell
+    before their first exercise, which stops with the exercise's NotImplementedError."""
+    nbclient = pytest.importorskip("nbclient")
+    import nbformat
+
+    paths = build(tmp_path / "kit", [7])
+    for name in ("01_blockwise_masking.ipynb", "02_pseudo_masks.ipynb"):
+        nb = nbformat.read(paths["student"] / "notebooks" / name, as_version=4)
+        first = next(i for i, c in enumerate(nb.cells) if "exercise" in c.get("metadata", {}).get("tags", []))
+        nb.cells = nb.cells[:first + 1]
+        client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                                         resources={"metadata": {"path": str(paths["student"] / "notebooks")}})
+        with pytest.raises(nbclient.exceptions.CellExecutionError, match="Exercise: write your answer here"):
+            client.execute(env={**os.environ, "PYTHONPATH": str(paths["student"]), "PMLM_SMOKE": "1"})
+        assert all(c.get("execution_count") for c in nb.cells[:first] if c.cell_type == "code")
+
+
+def test_notebook_answers_are_stripped(tmp_path):
+    cell = {"cell_type": "code", "id": "a1", "metadata": {}, "outputs": [], "execution_count": 3,
+            "source": ["x = 1\n", "### BEGIN SOLUTION\n", "answer = 42\n", "### END SOLUTION\n", "assert answer == 42\n"]}
+    path = tmp_path / "n.ipynb"
+    path.write_text(json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    assert strip_notebook(path) == 1
+    out = json.loads(path.read_text())["cells"][0]
+    text = "".join(out["source"])
+    assert "answer = 42" not in text and "raise NotImplementedError" in text and "assert answer == 42" in text
+    assert out["metadata"]["tags"] == ["exercise"] and out["metadata"]["nbgrader"]["solution"]
+
+
+@pytest.mark.parametrize("bad", ["8", "1,x", "0"])
+def test_bad_task_lists_are_refused(bad):
+    with pytest.raises(ValueError, match="unknown task"):
+        parse_tasks(bad)
+
+
+def test_grading_a_folder_without_a_package_is_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "pmlm.course", "grade", str(tmp_path)], capture_output=True,
+                          text=True, cwd=ROOT)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "holds no pmlm/ package" in proc.stderr
