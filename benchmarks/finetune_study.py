@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import statistics
 import sys
 import time
 from dataclasses import replace
@@ -70,7 +68,10 @@ def backbone(init: str, seed: int):
 
 
 def machine() -> dict:
-    return {"machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+    from pmlm.machine import machine_info
+
+    info = machine_info()
+    return {"machine": f"{info['cpu']} ({info['cores']} cores)", "threads": torch.get_num_threads(),
             "torch": torch.__version__, "date": time.strftime("%Y-%m-%d")}
 
 
@@ -100,13 +101,14 @@ def run_sentiment(init: str, lr: float, pooling: str, epochs: int, seed: int, tr
     return row
 
 
-def chosen(rows: list[dict], init: str, train_limit: int | None = None) -> dict:
+def chosen(rows: list[dict], init: str) -> dict:
     """The grid row of ``init`` with the best validation accuracy at seed 0 (full training data)."""
-    grid = [r for r in rows if r["task"] == "sentiment" and r["init"] == init and r["seed"] == 0
-            and r["train_limit"] is None and r.get("grid")]
-    if not grid:
+    from pmlm.reports import chosen_setting
+
+    best = chosen_setting(rows, init)
+    if best is None:
         raise ValueError(f"no tuning runs for {init} yet: run `finetune_study.py sentiment` first")
-    return max(grid, key=lambda r: (r["val_acc"], -r["lr"]))
+    return best
 
 
 def sentiment(args) -> None:
@@ -158,45 +160,9 @@ def copy_chrf(tok, splits, cfg) -> float:
     return sacrebleu.corpus_chrf(copies, [refs]).score
 
 
-def spread(values: list[float]) -> str:
-    mean = statistics.fmean(values)
-    sd = statistics.stdev(values) if len(values) > 1 else float("nan")
-    return f"{mean:.1f} ± {sd:.1f}"
-
-
 def report() -> str:
-    rows = read_rows()
-    lines = []
-    sent = [r for r in rows if r["task"] == "sentiment"]
-    if sent:
-        lines += ["Sentiment, tuning at seed 0 (validation accuracy, %):", "",
-                  "| init | lr | pooling | val acc | best epoch |", "|---|---|---|---|---|"]
-        for r in sorted((r for r in sent if r.get("grid")), key=lambda r: (r["init"], r["lr"], r["pooling"])):
-            lines.append(f"| {r['init']} | {r['lr']:g} | {r['pooling']} | {100 * r['val_acc']:.1f} | {r['best_epoch']} |")
-        lines += ["", "Test accuracy at the chosen setting, mean ± sd over seeds (%):", "",
-                  "| init | lr | pooling | labelled sentences | seeds | test acc |", "|---|---|---|---|---|---|"]
-        for init in INITS:
-            try:
-                best = chosen(rows, init)
-            except ValueError:
-                continue
-            for limit in sorted({r["train_limit"] for r in sent}, key=lambda x: -(x or 10**9)):
-                runs = [r for r in sent if r["init"] == init and r["lr"] == best["lr"] and
-                        r["pooling"] == best["pooling"] and r["train_limit"] == limit]
-                if runs:
-                    lines.append(f"| {init} | {best['lr']:g} | {best['pooling']} | {runs[0]['n_train']} | {len(runs)} "
-                                 f"| {spread([100 * r['test_acc'] for r in runs])} |")
-        lines.append("")
-    ver = [r for r in rows if r["task"] == "verses"]
-    if ver:
-        lines += ["Verses (test, beam 4), mean ± sd over seeds:", "",
-                  "| init | seeds | BLEU | chrF | copying: BLEU | copying: chrF |", "|---|---|---|---|---|---|"]
-        for init in INITS:
-            runs = [r for r in ver if r["init"] == init]
-            if runs:
-                lines.append(f"| {init} | {len(runs)} | {spread([r['bleu'] for r in runs])} | "
-                             f"{spread([r['chrf'] for r in runs])} | {runs[0]['copy_bleu']:.1f} | {runs[0]['copy_chrf']:.1f} |")
-    return "\n".join(lines) + "\n"
+    from pmlm.reports import finetune_block
+    return finetune_block()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -136,18 +136,18 @@ def loss_curves(out: Path, runs: Path) -> Path | None:
 def ablation(out: Path, runs: Path) -> Path | None:
     from pmlm import ablation as abl
 
-    for preset in ("gpu", "cpu"):  # the largest finished ablation wins
-        rows = abl.read_results(runs / f"ablation-{preset}" / "results.jsonl")
+    results = runs.parent / "results"
+    for preset in ("gpu", "cpu"):  # the largest recorded ablation wins
+        rows = abl.read_results(results / f"ablation-{preset}.jsonl")
         if rows:
             break
     else:
-        print(f"  skipped ablation.png: no {runs / 'ablation-cpu' / 'results.jsonl'} "
-              "(run `python -m pmlm.ablation` first)")
+        print(f"  skipped ablation.png: no {results / 'ablation-cpu.jsonl'} (run `python -m pmlm.ablation` first)")
         return None
     path = out / "ablation.png"
     abl.plot(rows, abl.summarize(rows), path,
              f"Table 6 in miniature (preset {preset}); bars: mean, dots: seeds")
-    print(f"  ({len(rows)} runs of runs/ablation-{preset})")
+    print(f"  ({len(rows)} runs of results/ablation-{preset}.jsonl)")
     return path
 
 

@@ -12,6 +12,9 @@ block               results file                                          writte
 ``reference``       ``pmlm/checkpoints/<name>/evaluation.json`` and       ``scripts/reference_model.py``
                     ``training.json``
 ``course-tasks``    :data:`pmlm.course.tasks.TASKS`                        the course kit's task list
+``finetune``        ``results/finetune.jsonl``                            ``benchmarks/finetune_study.py``
+``ablation``        ``results/ablation-cpu.jsonl``                        ``python -m pmlm.ablation --preset cpu``
+``decoding``        ``results/decoding.json``                             ``benchmarks/decoding.py``
 ==================  ===================================================  ==================================
 
 :func:`write_reports` rewrites every block; :func:`stale_reports` lists the blocks whose text no
@@ -150,6 +153,163 @@ def reference_block(name: str = "austen-tiny") -> str:
     return "\n".join(lines)
 
 
+def _spread(values: list[float], digits: int = 1) -> str:
+    import statistics
+
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def chosen_setting(rows: list[dict], init: str) -> dict | None:
+    """The sentiment tuning row of ``init`` with the best validation accuracy (seed 0, all data)."""
+    grid = [r for r in rows if r["task"] == "sentiment" and r["init"] == init and r.get("grid")]
+    return max(grid, key=lambda r: (r["val_acc"], -r["lr"])) if grid else None
+
+
+def finetune_block() -> str:
+    """Reference model against the control, sentiment and verses (``results/finetune.jsonl``)."""
+    import statistics
+
+    rows = read_jsonl(RESULTS / "finetune.jsonl")
+    if not rows:
+        return "The fine-tuning study has not been run yet (`python benchmarks/finetune_study.py sentiment`)."
+    m = rows[0]
+    lines = [f"Measured by `benchmarks/finetune_study.py` on {m.get('machine', '?')}, {m.get('threads', '?')} "
+             f"threads, torch {m.get('torch', '?')}, {m.get('date', '?')}; both initialisations have the "
+             "reference model's architecture and tokenizer.", ""]
+    sent = [r for r in rows if r["task"] == "sentiment"]
+    means = {}
+    if sent:
+        lines += ["**Sentiment** (Rotten Tomatoes). Tuning at seed 0, validation accuracy (%), best epoch of up "
+                  f"to {sent[0]['epochs']}:", "", "| init | lr | pooling | validation acc | best epoch |",
+                  "|---|---|---|---|---|"]
+        for r in sorted((r for r in sent if r.get("grid")), key=lambda r: (r["init"] != "reference", r["lr"], r["pooling"])):
+            lines.append(f"| {r['init']} | {r['lr']:g} | {r['pooling']} | {100 * r['val_acc']:.1f} | {r['best_epoch']} |")
+        lines += ["", "Test accuracy at each initialisation's chosen setting, mean ± sd over seeds (%):", "",
+                  "| init | chosen lr, pooling | labelled sentences | seeds | test acc |", "|---|---|---|---|---|"]
+        for init in ("reference", "control"):
+            best = chosen_setting(rows, init)
+            if best is None:
+                continue
+            for limit in sorted({r["train_limit"] for r in sent}, key=lambda x: -(x or 10**9)):
+                runs = [r for r in sent if r["init"] == init and r["lr"] == best["lr"] and r["pooling"] == best["pooling"]
+                        and r["train_limit"] == limit]
+                if runs:
+                    means[(init, limit)] = (statistics.fmean(r["test_acc"] for r in runs), len(runs))
+                    lines.append(f"| {init} | {best['lr']:g}, {best['pooling']} | {runs[0]['n_train']:,} | {len(runs)} "
+                                 f"| {_spread([100 * r['test_acc'] for r in runs])} |")
+        lines.append(f"\nAlways answering the majority class scores {100 * sent[0]['majority_acc']:.1f}% on the same "
+                     "test sentences.")
+        for limit in sorted({k[1] for k in means}, key=lambda x: -(x or 10**9)):
+            if ("reference", limit) in means and ("control", limit) in means:
+                (a, na), (b, nb) = means[("reference", limit)], means[("control", limit)]
+                size = "all the training sentences" if limit is None else f"{limit:,} labelled sentences"
+                lines.append(f"Sentiment test accuracy, {size}: reference {100 * a:.1f}%, control {100 * b:.1f}% "
+                             f"({na} and {nb} seeds; {100 * (a - b):+.1f} points).  ")
+        if ("reference", None) in means and ("control", None) in means:
+            gap = 100 * (means[("reference", None)][0] - means[("control", None)][0])
+            verdict = "met" if gap >= 3 and min(means[("reference", None)][1], means[("control", None)][1]) >= 3 else "MISSED"
+            lines.append(f"Target \"at least 3 points above the control, over at least 3 seeds\" on all the "
+                         f"training sentences: {verdict} (reference - control = {gap:+.1f} points).")
+    ver = [r for r in rows if r["task"] == "verses"]
+    if ver:
+        lines += ["", f"**Verses** (KJV -> WEB, test books; {ver[0]['n_test']} verses that fit "
+                  f"the recipe's lengths, beam 4), mean ± sd over seeds:", "",
+                  "| init | seeds | BLEU | chrF | copying the source: BLEU | chrF |", "|---|---|---|---|---|---|"]
+        bleu = {}
+        for init in ("reference", "control"):
+            runs = [r for r in ver if r["init"] == init]
+            if runs:
+                bleu[init] = statistics.fmean(r["bleu"] for r in runs)
+                lines.append(f"| {init} | {len(runs)} | {_spread([r['bleu'] for r in runs])} | "
+                             f"{_spread([r['chrf'] for r in runs])} | {runs[0]['copy_bleu']:.1f} | {runs[0]['copy_chrf']:.1f} |")
+        if len(bleu) == 2:
+            gap = bleu["reference"] - bleu["control"]
+            copy = ver[0]["copy_bleu"]
+            lines.append(f"\nVerses test BLEU (beam 4, {ver[0]['n_test']} verses): reference {bleu['reference']:.1f}, "
+                         f"control {bleu['control']:.1f}, copying the source {copy:.1f}.  ")
+            lines.append(f"Target \"BLEU at least 10 above the control\": {'met' if gap >= 10 else 'MISSED'} "
+                         f"({gap:+.1f}). Goal \"beat copying the source\": {'met' if bleu['reference'] > copy else 'MISSED'} "
+                         f"(reference {bleu['reference']:.1f} against {copy:.1f}).")
+        curve_lines = []
+        for init in ("reference", "control"):
+            curves = [r["curve"] for r in ver if r["init"] == init and r.get("curve")]
+            if curves:
+                steps = [p["step"] for p in curves[0]]
+                avg = [statistics.fmean(c[i]["val_bleu"] for c in curves if i < len(c)) for i in range(len(steps))]
+                curve_lines.append(f"{init}: " + ", ".join(f"{s}: {b:.1f}" for s, b in zip(steps, avg)))
+        if curve_lines:
+            copy_val = ver[0]["curve"][0]["val_copy_bleu"]
+            lines += ["", f"Validation BLEU against fine-tuning steps (greedy, 100 validation verses, mean over seeds; "
+                      f"copying scores {copy_val:.1f} on them):  ", "  \n".join(curve_lines)]
+    return "\n".join(lines)
+
+
+def ablation_block(preset: str = "cpu") -> str:
+    """The committed ablation run (``results/ablation-<preset>.jsonl``): table and the paper's claim."""
+    import math
+
+    from pmlm import ablation
+
+    rows = read_jsonl(RESULTS / f"ablation-{preset}.jsonl")
+    if not rows:
+        return f"The `{preset}` ablation has not been run yet (`python -m pmlm.ablation --preset {preset}`)."
+    summary = ablation.summarize(rows)
+    seeds = sorted({r["seed"] for r in rows})
+    expected = len(ablation.ABLATION_PRESETS[preset].seeds) * (len(ablation.VARIANTS) + 1)
+    lines = [f"{len(rows)} of {expected} runs recorded (seeds {', '.join(map(str, seeds))}); "
+             f"`python -m pmlm.ablation --preset {preset}` runs the missing ones.", "",
+             ablation.markdown_table(summary, preset).strip()]
+    by = {e["variant"]: e for e in summary}
+    par_rows = [e for e in summary if e["objective"] in ("par", "ae+par")]
+    ratios = [e["val_par_m_acc_mean"] / e["unigram_m_acc_mean"] for e in par_rows
+              if not math.isnan(e.get("val_par_m_acc_mean", math.nan)) and e.get("unigram_m_acc_mean")]
+    if ratios:
+        ok = all(r >= 2.5 for r in ratios) and len(ratios) == len(par_rows)
+        lines += ["", f"Every PAR variant off the plateau (PAR `[M]` accuracy at least 2.5x unigram): "
+                  f"{'yes' if ok else 'NO'} (lowest {min(ratios):.1f}x)."]
+    if "AE" in by and "AE+PAR" in by:
+        for key, name, scale, higher in (("test_acc", "sentiment accuracy", 100, True), ("bleu", "verses BLEU", 1, True),
+                                         ("s2s_val_loss", "verses validation loss", 1, False)):
+            a, b = by["AE+PAR"], by["AE"]
+            gap = (a[f"{key}_mean"] - b[f"{key}_mean"]) * scale * (1 if higher else -1)
+            spread = max((s for s in (a[f"{key}_std"], b[f"{key}_std"]) if not math.isnan(s)), default=math.nan) * scale
+            if math.isnan(spread):
+                verdict = "one seed: no spread to compare with"
+            else:
+                verdict = "beats AE by more than the spread" if gap > spread else "not separated from AE"
+            lines.append(f"AE+PAR against AE on {name}: {gap:+.2f} ({'better' if gap > 0 else 'worse'}; spread over "
+                         f"seeds {spread:.2f}): {verdict}.  ")
+    return "\n".join(lines)
+
+
+def decoding_block() -> str:
+    """Cached decoding against recomputation (``results/decoding.json``, ``benchmarks/decoding.py``)."""
+    r = _json(RESULTS / "decoding.json")
+    if r is None:
+        return "Not measured yet (`python benchmarks/decoding.py`)."
+    lines = [f"Measured by `benchmarks/decoding.py` ({machine_words(r['machine'])}; {r['threads']} threads, "
+             f"{r['machine'].get('date', '?')}; the `{r['model']}` model, {r['sources']} sources of "
+             f"{r['source_tokens']} tokens, `[EOS]` forbidden so that every step runs; medians of {r['rounds']} "
+             "interleaved rounds):", "", "| max_length | beam | cached | recomputed | speed-up | same tokens |",
+             "|---|---|---|---|---|---|"]
+    for row in r["rows"]:
+        lines.append(f"| {row['max_length']} | {row['beam']} | {row['cached_s']:.2f} s | {row['recomputed_s']:.2f} s "
+                     f"| {row['speedup']:.1f}x | {'yes' if row['same_tokens'] else 'NO'} |")
+    return "\n".join(lines)
+
+
+def summary_lines(block: str) -> str:
+    """The verdict lines of a block (targets, plateau, the paper's claim), for the README."""
+    keep = [line.rstrip() for line in block.splitlines()
+            if line.startswith(("Target", "Goal", "Every PAR variant", "AE+PAR against AE", "Always answering",
+                                "Sentiment test accuracy", "Verses test"))
+            or "runs recorded" in line or "has not been run" in line]
+    return "\n".join(keep) if keep else block
+
+
 def course_tasks_block() -> str:
     """The course kit's task table (docs/teaching.md) from :data:`pmlm.course.tasks.TASKS`."""
     from pmlm.course.tasks import TASKS
@@ -168,8 +328,12 @@ def course_tasks_block() -> str:
 
 BLOCKS: dict[str, Callable[[], str]] = {"demo": demo_block, "demo-fill-ins": demo_fill_ins_block,
                                         "recipes": recipes_block, "reference": reference_block,
-                                        "course-tasks": course_tasks_block}
-DOCUMENTS = [ROOT / "README.md", ROOT / "docs" / "training.md", ROOT / "docs" / "teaching.md"]
+                                        "course-tasks": course_tasks_block, "finetune": finetune_block,
+                                        "ablation": ablation_block, "decoding": decoding_block,
+                                        "finetune-summary": lambda: summary_lines(finetune_block()),
+                                        "ablation-summary": lambda: summary_lines(ablation_block())}
+DOCUMENTS = [ROOT / "README.md", ROOT / "docs" / "training.md", ROOT / "docs" / "teaching.md",
+             ROOT / "docs" / "finetuning.md", ROOT / "docs" / "ablation.md"]
 
 
 def replace_block(text: str, name: str, body: str) -> str:

@@ -102,6 +102,23 @@ def cached_step_inputs(prev, start, t, pseudo_id, key_valid, max_positions):
 ''', "cache"),
 }
 
+# Task 5 spans two functions; the variants above replace grouped_components, and this is the sum of
+# Eq. 7 that goes with them (written differently from ours), so that nothing is left stubbed.
+COMBINE = '''
+def combine(parts, objective):
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}")
+    total = 0.0
+    for name in OBJECTIVES[objective]:
+        total = total + parts[name]["loss"]
+    out = {"loss": total}
+    for name in ("ae", "par"):
+        out[name] = parts[name]["loss"]
+        out[f"{name}_acc"] = parts[name]["acc"]
+        out[f"{name}_tokens"] = parts[name]["count"]
+    return out
+'''
+
 CORRECT = {  # task: (function name, source): right, but not our code
     1: ("sample_blocks", '''
 def sample_blocks(num_tokens, *, mask_ratio=0.15, block_prob=0.4, block_len=(2, 6), maskable=None, generator=None):
@@ -126,6 +143,8 @@ def sample_blocks(num_tokens, *, mask_ratio=0.15, block_prob=0.4, block_len=(2, 
 '''),
     2: ("replacement_tokens", '''
 def replacement_tokens(originals, *, mask_id, vocab_size, replace_probs=(0.8, 0.1, 0.1), special_ids=(), rng):
+    if min(replace_probs) < 0 or abs(sum(replace_probs) - 1.0) > 1e-6:
+        raise ValueError("replace_probs must be three non-negative numbers summing to 1")
     banned = set(int(s) for s in special_ids) | {mask_id}
     allowed = [i for i in range(vocab_size)] if vocab_size else []
     allowed = [i for i in allowed if i not in banned]

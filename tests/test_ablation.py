@@ -94,3 +94,18 @@ def test_ordering_marks_ties():
                {"variant": "none", "test_acc_mean": 0.62}, {"variant": "AR", "test_acc_mean": math.nan}]
     assert ablation.ordering(summary, "test_acc") == "none > AE = PAR"
     assert ablation.ordering(summary, "test_acc", higher=False) == "AE = PAR > none"
+
+
+def test_report_only_without_results_is_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit, match="no results at"):
+        ablation.main(["--preset", "cpu", "--report-only", "--results", str(tmp_path / "none.jsonl"),
+                       "--out", str(tmp_path / "out")])
+
+
+def test_the_committed_cpu_results_render():
+    from pmlm.reports import RESULTS, ablation_block, read_jsonl
+    rows = read_jsonl(RESULTS / "ablation-cpu.jsonl")
+    if not rows:
+        pytest.skip("no committed cpu ablation yet")
+    assert all(r["preset"] == "cpu" for r in rows)
+    assert "runs recorded" in ablation_block()

@@ -134,3 +134,27 @@ def test_command_line_reads_a_labelled_file_and_refuses_unknown_classes(tmp_path
         f.write("plot\ta man walks into a bar\n")
     with pytest.raises(SystemExit, match="error: row 200 has label 'plot'"):  # one line, no traceback
         main(["classify", "--data", str(path), "--preset", "smoke", "--max-steps", "1"])
+
+
+def test_mean_pooling_reads_the_mean_of_the_real_tokens(tok):
+    clf = PMLMClassifier(tiny(tok, dropout=0.0, attention_dropout=0.0), num_classes=2, pooling="mean").eval()
+    seqs = encode_sentences(tok, ["a dull film", "the story of a warm and funny cast of a film"], 64, 32)
+    input_ids, valid = pad_ids(seqs, 0)
+    seen = {}
+    clf.head.register_forward_hook(lambda m, inp, out: seen.setdefault("x", inp[0]))
+    hidden = clf.backbone.encode(input_ids, torch.arange(input_ids.shape[1]).expand_as(input_ids),
+                                 pmlm.pmlm_attention_mask(torch.zeros_like(input_ids), valid))
+    clf(input_ids, valid)
+    want = torch.stack([hidden[b, valid[b]].mean(0) for b in range(2)])  # padding left out
+    torch.testing.assert_close(seen["x"], want)
+    with pytest.raises(ValueError, match="pooling"):
+        PMLMClassifier(tiny(tok), num_classes=2, pooling="max")
+
+
+def test_per_epoch_validation_and_the_kept_epoch(tok):
+    splits = sentiment_splits(toy_reviews(300, seed=2))
+    out = finetune_classify(tiny(tok, dropout=0.0), tok, splits,
+                            ClassifyConfig(lr=3e-3, batch_size=16, epochs=3, max_length=16), log=lambda _: None)
+    assert len(out["val_acc_by_epoch"]) == 3
+    assert out["val_acc"] == max(out["val_acc_by_epoch"])
+    assert out["val_acc_by_epoch"][out["best_epoch"] - 1] == out["val_acc"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from course_variants import CORRECT, PLANTED
+from course_variants import COMBINE, CORRECT, PLANTED
 from pmlm.course import TASKS, parse_tasks
 from pmlm.course.autograder import regions
 from pmlm.course.build import build, strip_notebook
@@ -74,10 +74,13 @@ def test_a_partial_assignment_stubs_only_its_tasks(tmp_path):
 
 
 def install(student: Path, task: int, name: str, source: str) -> None:
-    for rel, fn in TASKS[task].functions:
-        if fn == name and not rel.startswith("hf_remote"):
-            path = student / "pmlm" / rel
-            path.write_text(regions.splice_function(path.read_text(), name, textwrap.dedent(source).strip() + "\n"))
+    """Write a variant in place of the stub (task 5: with a correct ``combine``, its second function)."""
+    functions = [(name, source)] + ([("combine", COMBINE)] if task == 5 else [])
+    for fname, fsource in functions:
+        for rel, fn in TASKS[task].functions:
+            if fn == fname and not rel.startswith("hf_remote"):
+                path = student / "pmlm" / rel
+                path.write_text(regions.splice_function(path.read_text(), fname, textwrap.dedent(fsource).strip() + "\n"))
 
 
 @pytest.mark.parametrize("task", sorted(PLANTED))

@@ -57,6 +57,11 @@ def test_notebook_opens_with_goals_paper_and_hardware_and_ends_with_exercises(na
     assert cells[0]["cell_type"] == "markdown" and "What you will learn" in intro
     assert re.search(r"section \d", intro), f"{name}: the intro names no section of the paper"
     assert "Stored outputs" in intro, f"{name}: the intro does not say which hardware produced the outputs"
+    assert "Run time" in intro and "CPU" in intro and "GPU" in intro, f"{name}: the intro states no run time"
+    assert "Open in Colab" in intro, f"{name}: no Colab badge (python -m pmlm.course colab)"
+    install = source(cells[1])
+    assert '"google.colab" in sys.modules' in install and "pmlm[notebooks]" in install, f"{name}: no Colab install cell"
+    assert "requirements-lock" not in install and "torch==" not in install
     text = "\n".join(source(c) for c in cells)
     assert "## Exercises" in text and "assert" in text.split("## Exercises")[1]
     assert "import pmlm" in text or "from pmlm" in text
@@ -83,7 +88,8 @@ def shown_figures():
         for cell in json.loads(nb.read_text())["cells"]:
             if cell["cell_type"] == "markdown":
                 for ref in re.findall(r"\]\(([^)]+\.(?:png|svg|jpg))\)", source(cell)):
-                    found.append((nb.name, NOTEBOOKS / ref))
+                    if not re.match(r"https?://", ref):  # a web badge is not a repository figure
+                        found.append((nb.name, NOTEBOOKS / ref))
     return [(where, path) for where, path in found if not re.match(r"https?://", str(path))]
 
 

@@ -169,3 +169,23 @@ def test_finetune_seq2seq_end_to_end_learns_a_toy_task():
     assert 0 <= out["bleu"] <= 100 and 0 <= out["chrf"] <= 100
     assert out["val_loss"] < 3.0  # uniform: ln(79) = 4.4; the unigram entropy of the words ~ 2.4
     assert out["examples"][0]["output"]
+
+
+def test_learning_curve_points_come_every_eval_every_steps():
+    from pmlm.tokenizer import train_tokenizer
+
+    words = "apple river stone cloud green seven".split()
+    rng = random.Random(1)
+    rows = [{"source": " ".join(s), "target": " ".join(reversed(s))} for s in (rng.sample(words, 3) for _ in range(120))]
+    tok = train_tokenizer([r["source"] for r in rows], vocab_size=120)
+    torch.manual_seed(0)
+    model = pmlm.PMLMModel(pmlm.PMLMConfig(vocab_size=tok.get_vocab_size(), hidden_size=32, num_layers=1, num_heads=2,
+                                           intermediate_size=64, max_positions=32, dropout=0.0))
+    cfg = Seq2SeqConfig(lr=1e-2, batch_size=16, max_steps=10, max_source_len=16, max_target_len=16, eval_limit=8,
+                        eval_every=4, curve_examples=5, decode=pmlm.finetune.DecodeConfig(max_length=8))
+    out = finetune_seq2seq(model, tok, {"train": rows[:100], "validation": rows[100:110], "test": rows[110:]},
+                           cfg, log=lambda _: None)
+    assert [p["step"] for p in out["curve"]] == [0, 4, 8, 10]
+    assert all(0 <= p["val_bleu"] <= 100 and p["val_loss"] > 0 for p in out["curve"])
+    with pytest.raises(ValueError, match="eval_every"):
+        Seq2SeqConfig(eval_every=-1)
