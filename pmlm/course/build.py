@@ -7,7 +7,8 @@
   indentation, so the package still imports and everything downstream (notebooks, training,
   fine-tuning) runs on the student's code once a task is done;
 * the notebooks with the exercise answers (the lines between the solution markers of a cell)
-  replaced by a marked place to work, the cell tagged ``exercise``;
+  replaced by a marked place to work, the cell tagged ``exercise`` (and ``raises-exception``, so that
+  nbval runs a student notebook through its unanswered exercises);
 * no oracles: the grader folder ``pmlm/course/autograder/`` and the repository's ``tests/`` (whose
   references would give answers away) are left out; ``tests/test_public_checks.py`` runs
   :mod:`pmlm.check` for the chosen tasks instead;
@@ -26,8 +27,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from pmlm.course.autograder import regions
 from pmlm.course.tasks import TASKS, Task, stub_message
+
+try:
+    from pmlm.course.autograder import regions
+except ImportError:  # a student copy: the grader and its tools are left out
+    regions = None
 
 PACKAGE = Path(__file__).resolve().parents[1]  # pmlm/
 ROOT = PACKAGE.parent  # the repository
@@ -72,8 +77,9 @@ def strip_notebook(path: Path) -> int:
         cell["source"] = "".join(lines).splitlines(keepends=True)
         cell["outputs"], cell["execution_count"] = [], None
         tags = cell.setdefault("metadata", {}).setdefault("tags", [])
-        if "exercise" not in tags:
-            tags.append("exercise")
+        for tag in ("exercise", "raises-exception"):  # nbval runs the student notebook through its exercises
+            if tag not in tags:
+                tags.append(tag)
         cell["metadata"]["nbgrader"] = {"solution": True, "grade": False, "locked": False,
                                         "grade_id": f"{path.stem}-{cell.get('id', changed)}", "schema_version": 3}
         changed += 1
@@ -165,6 +171,9 @@ jobs:
 
 def build_autograder(out: Path) -> Path:
     """The standalone grader folder: tests, references, public checks, task list, solutions."""
+    if not (AUTOGRADER / "grade.py").is_file():
+        raise ValueError("this copy of pmlm has no grader (a student copy leaves it out): run "
+                         "python AUTOGRADER/grade.py DIR with the autograder folder of the build")
     if out.exists():
         shutil.rmtree(out)
     shutil.copytree(AUTOGRADER, out, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
@@ -179,6 +188,9 @@ def build_autograder(out: Path) -> Path:
 
 def build(out: str | Path, tasks: list[int], root: Path = ROOT) -> dict[str, Path]:
     """Write ``out/student`` and ``out/autograder``; return their paths."""
+    if regions is None:
+        raise ValueError("this copy of pmlm has no course builder (a student copy leaves the grader out); "
+                         "build from the full repository")
     out = Path(out)
     student = out / "student"
     if student.exists():
