@@ -277,11 +277,11 @@ def ablation_block(preset: str = "cpu") -> str:
             gap = (a[f"{key}_mean"] - b[f"{key}_mean"]) * scale * (1 if higher else -1)
             spread = max((s for s in (a[f"{key}_std"], b[f"{key}_std"]) if not math.isnan(s)), default=math.nan) * scale
             if math.isnan(spread):
-                verdict = "one seed: no spread to compare with"
+                verdict = "one seed, so no spread to compare the gap with: not yet evidence"
             else:
-                verdict = "beats AE by more than the spread" if gap > spread else "not separated from AE"
-            lines.append(f"AE+PAR against AE on {name}: {gap:+.2f} ({'better' if gap > 0 else 'worse'}; spread over "
-                         f"seeds {spread:.2f}): {verdict}.  ")
+                verdict = (f"spread over seeds {spread:.2f}: " +
+                           ("beats AE by more than the spread" if gap > spread else "not separated from AE"))
+            lines.append(f"AE+PAR against AE on {name}: {gap:+.2f} ({'better' if gap > 0 else 'worse'}); {verdict}.  ")
     return "\n".join(lines)
 
 
