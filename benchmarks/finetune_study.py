@@ -41,6 +41,7 @@ from pmlm.finetune.data import bible_splits, sentiment_splits  # noqa: E402
 from pmlm.finetune.seq2seq import Seq2SeqConfig, finetune_seq2seq  # noqa: E402
 from pmlm.model import PMLMModel  # noqa: E402
 from pmlm.pretrained import load_reference  # noqa: E402
+from pmlm.reports import read_jsonl  # noqa: E402
 
 RESULTS = ROOT / "results" / "finetune.jsonl"
 INITS = ("reference", "control")
@@ -50,9 +51,7 @@ SEEDS = (0, 1, 2)
 
 
 def read_rows(path: Path = RESULTS) -> list[dict]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_jsonl(path)
 
 
 def key(row: dict) -> tuple:
@@ -139,25 +138,11 @@ def verses(args) -> None:
             m = finetune_seq2seq(model, tok, splits, cfg, log=lambda line: None)
             row.update({k: m[k] for k in ("bleu", "chrf", "copy_bleu", "val_loss", "n_train", "n_test",
                                           "left_out_test", "seconds", "curve")}, **machine())
-            row["copy_chrf"] = copy_chrf(tok, splits, cfg)
+            row["copy_chrf"] = m["copy_chrf"]
             row["example"] = m["examples"][0]
             append(row)
             print(f"verses {init} seed {seed}: BLEU {m['bleu']:.2f} chrF {m['chrf']:.2f} (copy {m['copy_bleu']:.2f}); "
                   f"{m['seconds']:.0f} s", flush=True)
-
-
-def copy_chrf(tok, splits, cfg) -> float:
-    """chrF of copying the source, on the same test verses as the model (the BLEU twin is copy_bleu)."""
-    import sacrebleu
-
-    from pmlm.finetune.data import subsample
-    from pmlm.finetune.seq2seq import encode_pairs
-
-    pairs, _, _ = encode_pairs(tok, splits["test"], cfg)
-    pairs = [pairs[i] for i in subsample(list(range(len(pairs))), cfg.eval_limit, 0)]
-    refs = tok.decode_batch([t for _, t in pairs], skip_special_tokens=True)
-    copies = tok.decode_batch([s for s, _ in pairs], skip_special_tokens=True)
-    return sacrebleu.corpus_chrf(copies, [refs]).score
 
 
 def report() -> str:

@@ -211,6 +211,7 @@ def evaluate_generation(model: PMLMModel, tok: Tokenizer, rows: list[dict], pair
     return {"bleu": sacrebleu.corpus_bleu(hyps, [refs]).score,
             "chrf": sacrebleu.corpus_chrf(hyps, [refs]).score,
             "copy_bleu": sacrebleu.corpus_bleu(copies, [refs]).score,
+            "copy_chrf": sacrebleu.corpus_chrf(copies, [refs]).score,
             "examples": [{"ref": r.get("ref", ""), "source": c, "output": h, "target": t}
                          for r, c, h, t in list(zip(rows, copies, hyps, refs))[:5]]}
 
