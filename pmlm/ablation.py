@@ -34,7 +34,7 @@ Choices (ours; the paper pre-trains on Wikipedia + BookCorpus and fine-tunes on 
   (``--fresh`` starts over), so an interrupted run resumes.
 
 Presets: ``cpu`` (the tiny model, 2,000 pre-training steps of 32 x 64 tokens per variant, 3 seeds,
-about half an hour per seed on 2 cores; the command line records its runs in
+half an hour to an hour per seed on 2 cores; the command line records its runs in
 ``results/ablation-cpu.jsonl``, which is committed, so that notebook 6 and ``--report-only`` read
 them instead of re-running), ``gpu`` (the small model, 1,200 steps of 64 x 128 tokens, 3 seeds:
 sized for under an hour on one GPU, an estimate not yet measured), and ``micro`` (seconds, for
@@ -103,7 +103,7 @@ ABLATION_PRESETS = {
                             seq2seq=Seq2SeqConfig(max_steps=4, batch_size=8, train_limit=64, eval_limit=8,
                                                   max_source_len=40, max_target_len=40,
                                                   decode=DecodeConfig(beam_size=1, max_length=12))),
-    # a CPU run of the whole pipeline, about half an hour per seed on 2 cores: the tiny model (2 layers,
+    # a CPU run of the whole pipeline, half an hour to an hour per seed on 2 cores: the tiny model (2 layers,
     # 128 hidden, no dropout) pre-trained 2,000 steps of 32 x 64 tokens (~4M tokens; the recipe study's
     # 5-minute runs leave the unigram plateau after ~1,000 steps and reach PAR ~2.5x unigram by ~2,000,
     # docs/training.md), the 8,192-piece vocabulary of the recipe; two epochs of sentiment (all ~10k

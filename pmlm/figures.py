@@ -168,13 +168,15 @@ def par_by_step(out: Path, runs: Path | None = None) -> Path | None:
     """AE and PAR accuracy by factorization step of the shipped reference model (its evaluation.json)."""
     import json
 
-    from pmlm.pretrained import CHECKPOINTS_DIR, REFERENCE
+    from pmlm.pretrained import CHECKPOINTS_DIR, REFERENCE, REFERENCE_AE
 
     path = CHECKPOINTS_DIR / REFERENCE / "evaluation.json"
     if not path.is_file() or "by_step" not in json.loads(path.read_text()):
         print(f"  (no {path}: export the reference model first, scripts/reference_model.py export)")
         return None
-    ax = viz.plot_accuracy_by_step(json.loads(path.read_text())["by_step"],
+    twin_path = CHECKPOINTS_DIR / REFERENCE_AE / "evaluation.json"  # the AE-only twin, same batches
+    twin = json.loads(twin_path.read_text()).get("by_step") if twin_path.is_file() else None
+    ax = viz.plot_accuracy_by_step(json.loads(path.read_text())["by_step"], twin=twin,
                                    title="Reference model, held-out Austen: does a later step,\nwhich sees "
                                          "more originals, predict better?")
     return save(ax.figure, out / "par_by_step.png")

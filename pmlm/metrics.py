@@ -17,6 +17,12 @@ training), both about what a prediction may see:
   cross entropy in bits divided by the number of characters they spell, compares recipes with
   different tokenizers (:func:`bits_per_character`).
 
+Beside them, **word accuracy**: top-1 accuracy on the ``[M]`` tokens whose piece is part of a word
+(has a letter; :func:`word_pieces`), leaving punctuation out. At small scale a model first learns
+to guess "," and "." where they belong, which lifts accuracy over all pieces without a single word
+guessed; word accuracy says how many words it gets right. Its unigram baseline always guesses
+the training text's most frequent word piece (not its most frequent piece, often ",").
+
 Choices where the paper is silent: a piece's characters are its text without WordPiece's ``##``
 continuation marker; the space before a word is not counted (it is not predicted), special tokens
 count 0 characters and are never labelled. Accuracy is top-1 per piece.
@@ -43,6 +49,15 @@ def piece_characters(vocab: Mapping[str, int], special_tokens: set[str] = frozen
         if piece not in special_tokens:
             chars[i] = len(piece[2:] if piece.startswith("##") else piece)
     return chars
+
+
+def word_pieces(vocab: Mapping[str, int], special_tokens: set[str] = frozenset()) -> torch.Tensor:
+    """(V,) bool: True for the pieces that spell part of a word (a letter in them; specials never)."""
+    is_word = torch.zeros(max(vocab.values()) + 1, dtype=torch.bool)  # (V,)
+    for piece, i in vocab.items():
+        if piece not in special_tokens:
+            is_word[i] = any(ch.isalpha() for ch in piece.removeprefix("##"))
+    return is_word
 
 
 def shown_as_mask(input_ids: torch.Tensor, position_ids: torch.Tensor, mask_id: int) -> torch.Tensor:

@@ -7,7 +7,10 @@ directory back as ``(model, tokenizer)`` and checks that the two belong together
 
 :func:`load_reference` loads the reference model that ships inside the package
 (``pmlm/checkpoints/<name>/``): pre-trained by the project's own command, its ``training.json``
-says which, with what data, for how long and to what validation numbers.
+says which, with what data, for how long and to what validation numbers. Beside it ships its
+AE-only twin, ``load_reference(REFERENCE_AE)``: the same recipe, tokenizer, data, seed and number
+of steps with BERT's objective alone (Table 6 row 4), so that the two can be compared on the same
+sentence (:func:`pmlm.viz.fill_in_widget`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pmlm.tokenizer import TOKENIZER_FILE, load_tokenizer
 
 CHECKPOINTS_DIR = Path(__file__).resolve().parent / "checkpoints"
 REFERENCE = "austen-tiny"  # the reference model's name under pmlm/checkpoints/
+REFERENCE_AE = "austen-tiny-ae"  # its AE-only twin (BERT's objective, same steps, data and tokenizer)
 
 
 def load_model(directory: str | Path) -> tuple[PMLMModel, Tokenizer]:

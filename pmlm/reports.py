@@ -102,8 +102,13 @@ def demo_block() -> str:
                      f"{s[p + 'par_m_bpc']:.3f} |")
     lines.append(f"| unigram baseline (same tokens) | {s['unigram_m_acc']:.3f} | {s['unigram_m_bpc']:.3f} | "
                  f"{s['unigram_m_acc']:.3f} | {s['unigram_m_bpc']:.3f} |")
+    words = ""
+    if "val_ae_m_word_acc" in s:
+        words = (f" On the {s['val_m_word_tokens']:,} of those pieces that are part of a word (punctuation left "
+                 f"out) AE guesses {s['val_ae_m_word_acc']:.3f} and PAR {s['val_par_m_word_acc']:.3f} right, "
+                 f"against {s['unigram_m_word_acc']:.3f} for always guessing the commonest word.")
     lines += ["", f"PAR predicts {s['val_par_m_acc'] / s['unigram_m_acc']:.1f}x and AE "
-              f"{s['val_ae_m_acc'] / s['unigram_m_acc']:.1f}x as many masked pieces as the unigram baseline. "
+              f"{s['val_ae_m_acc'] / s['unigram_m_acc']:.1f}x as many masked pieces as the unigram baseline.{words} "
               "Rendered by `pmlm.reports` from `results/demo.json`."]
     return "\n".join(lines)
 
@@ -135,21 +140,60 @@ def reference_block(name: str = "austen-tiny") -> str:
              f"on {tr.get('torch_threads', '?')} threads, finished {tr.get('finished', '?')}; data: {tr.get('data')}.",
              "", f"Made by `{tr.get('command') or 'python scripts/reference_model.py train'}`.", "",
              "| held-out text | examples | AE acc `[M]` | PAR acc `[M]` | unigram acc | AE bits/char | "
-             "PAR bits/char | unigram bits/char |", "|---|---|---|---|---|---|---|---|"]
+             "PAR bits/char | unigram bits/char | words: AE / PAR / unigram acc |", "|---|---|---|---|---|---|---|---|---|"]
     names = {"austen": "Austen validation chapters", "verses": "verses of the validation books (KJV and WEB)",
              "reviews": "review sentences (sentiment validation split)"}
     for key, label in names.items():
         r = ev.get(key)
         if r:
+            words = (f"{r['val_ae_m_word_acc']:.3f} / {r['val_par_m_word_acc']:.3f} / {r['unigram_m_word_acc']:.3f}"
+                     if "val_ae_m_word_acc" in r else "-")
             lines.append(f"| {label} | {r['examples']:,} | {r['val_ae_m_acc']:.3f} | {r['val_par_m_acc']:.3f} | "
                          f"{r['unigram_m_acc']:.3f} | {r['val_ae_m_bpc']:.3f} | {r['val_par_m_bpc']:.3f} | "
-                         f"{r['unigram_m_bpc']:.3f} |")
+                         f"{r['unigram_m_bpc']:.3f} | {words} |")
     lines += ["", f"Recipe: the `{cfg['model']}` model with {cfg['model_overrides']}, {cfg['max_length']}-token "
               f"examples, batch {cfg['batch_size']}, peak lr {cfg['lr']:g}, "
               f"{config.get('vocab_size', cfg['vocab_size']):,}-piece vocabulary, "
               f"time budget {cfg['time_budget']:g} minutes. Scores of the {dtype} weights as shipped, fixed masks "
-              f"(seed {ev.get('masks_seed', 0)}), masked tokens shown as `[M]`. Rendered by `pmlm.reports` from the model's "
+              f"(seed {ev.get('masks_seed', 0)}), masked tokens shown as `[M]`; \"words\": the masked pieces that "
+              "are part of a word, punctuation left out (the unigram guess is then the commonest word). "
+              "Rendered by `pmlm.reports` from the model's "
               "`evaluation.json` and `training.json`."]
+    return "\n".join(lines)
+
+
+def twin_block(name: str = "austen-tiny", twin: str = "austen-tiny-ae") -> str:
+    """The reference model's AE half against its AE-only twin's, on the same held-out tokens."""
+    ref, other = _json(CHECKPOINTS / name / "evaluation.json"), _json(CHECKPOINTS / twin / "evaluation.json")
+    tr = _json(CHECKPOINTS / twin / "training.json")
+    if ref is None or other is None or tr is None:
+        return (f"The AE-only twin `{twin}` has not been exported yet "
+                "(`python scripts/reference_model.py train --twin`, then `export --twin`).")
+    procs = tr.get("processes") or []
+    wall = sum(p.get("elapsed_s") or 0 for p in procs)
+    lines = [f"`pmlm.load_reference(\"{twin}\")` loads the AE-only twin: the same recipe, tokenizer, data and seed "
+             f"with BERT's objective alone (Table 6 row 4), {tr.get('steps', 0):,} steps, the reference's number "
+             f"({wall / 60:.0f} minutes of wall time on {tr.get('torch_threads', '?')} threads: an AE step costs "
+             "less than an AE+PAR step). Both models' AE predictions, from `[M]`, on the same masked tokens:", "",
+             "| held-out text | AE acc, AE+PAR model | AE acc, AE-only twin | AE bits/char, AE+PAR | "
+             "AE bits/char, AE-only | unigram acc | words: AE+PAR / AE-only |", "|---|---|---|---|---|---|---|"]
+    names = {"austen": "Austen validation chapters", "verses": "verses of the validation books",
+             "reviews": "review sentences (sentiment validation split)"}
+    for key, label in names.items():
+        a, b = ref.get(key), other.get(key)
+        if a and b:
+            words = (f"{a['val_ae_m_word_acc']:.3f} / {b['val_ae_m_word_acc']:.3f}"
+                     if "val_ae_m_word_acc" in a and "val_ae_m_word_acc" in b else "-")
+            lines.append(f"| {label} | {a['val_ae_m_acc']:.3f} | {b['val_ae_m_acc']:.3f} | {a['val_ae_m_bpc']:.3f} | "
+                         f"{b['val_ae_m_bpc']:.3f} | {a['unigram_m_acc']:.3f} | {words} |")
+    a, b = ref.get("austen"), other.get("austen")
+    if a and b:
+        diff = a["val_ae_m_acc"] - b["val_ae_m_acc"]
+        lines += ["", f"On Austen the AE+PAR model's AE half is {abs(diff):.3f} "
+                  f"{'above' if diff > 0 else 'below'} the AE-only twin's ({a['val_m_tokens']:,} masked tokens, "
+                  "one seed each: a difference of this size between two single runs is not yet evidence; "
+                  "`pmlm.ablation` repeats the comparison over seeds). Rendered by `pmlm.reports` from both "
+                  "models' `evaluation.json`."]
     return "\n".join(lines)
 
 
@@ -328,6 +372,7 @@ def course_tasks_block() -> str:
 
 BLOCKS: dict[str, Callable[[], str]] = {"demo": demo_block, "demo-fill-ins": demo_fill_ins_block,
                                         "recipes": recipes_block, "reference": reference_block,
+                                        "reference-twin": twin_block,
                                         "course-tasks": course_tasks_block, "finetune": finetune_block,
                                         "ablation": ablation_block, "decoding": decoding_block,
                                         "finetune-summary": lambda: summary_lines(finetune_block()),

@@ -3,6 +3,8 @@
     python scripts/reference_model.py train       # pre-train into runs/reference (resumes if stopped)
     python scripts/reference_model.py export      # fp16 model files -> pmlm/checkpoints/austen-tiny/
     python scripts/reference_model.py report      # its numbers into README.md and docs/training.md
+    python scripts/reference_model.py train --twin   # the AE-only twin, into runs/reference-ae
+    python scripts/reference_model.py export --twin  # -> pmlm/checkpoints/austen-tiny-ae/
 
 ``train`` runs the project's own command, ``python -m pmlm.train`` with :data:`ARGS` (a time budget,
 so the run spans any number of processes: each resume continues the schedule where the last one
@@ -12,6 +14,13 @@ masked bits per character, with the unigram baseline on the same tokens, on held
 chapters, on the verses of the verse task's validation books and on the sentiment task's
 validation sentences, all scored from the float16 weights as shipped; and a small fixed sample
 that ``tests/test_reference.py`` re-evaluates to the recorded numbers.
+
+``--twin`` does the same for the AE-only twin (BERT's objective, Table 6 row 4) that the fill-in
+widget shows beside the reference model: the same model, tokenizer (the reference's own), data,
+seed, number of steps and schedule shape, with only the objective changed. The twin trains for the
+reference's *steps* (read from its ``training.json``), not for its minutes: an AE step costs about
+half an AE+PAR step, and the comparison the widget draws is the paper's, at equal steps. Its
+warm-up is the same 6% of those steps that the reference's time budget gave to warm-up.
 """
 
 from __future__ import annotations
@@ -32,11 +41,32 @@ ARGS = ["--preset", "tiny", "--set", "num_layers=4", "--extra-text", "tasks", "-
         "--out-dir", str(RUN.relative_to(ROOT)), "--save-every", "250", "--eval-every", "1000",
         "--eval-examples", "512", "--seed", "0", "--no-progress"]
 SAMPLE = 64  # validation examples of the test's re-evaluation
+TWIN_RUN = ROOT / "runs" / "reference-ae"
+TWIN_NAME = "austen-tiny-ae"
+TWIN_OUT = ROOT / "pmlm" / "checkpoints" / TWIN_NAME
 
 
-def train(extra: list[str]) -> None:
-    resume = ["--resume"] if (RUN / "checkpoint.pt").is_file() else []
-    cmd = [sys.executable, "-m", "pmlm.train", *ARGS, *extra, *resume]
+def twin_args() -> list[str]:
+    """The reference's recipe with the AE objective, for the reference's number of steps."""
+    from pmlm.pretrained import training_info
+
+    steps = int(training_info(OUT)["steps"])
+    args, i = [], 0
+    while i < len(ARGS):  # drop the time budget and the run directory, keep the rest
+        if ARGS[i] in ("--time-budget", "--out-dir"):
+            i += 2
+            continue
+        args.append(ARGS[i])
+        i += 1
+    return [*args, "--objective", "ae", "--steps", str(steps), "--warmup-steps", str(round(0.06 * steps)),
+            "--tokenizer", str((OUT / "tokenizer.json").relative_to(ROOT)),
+            "--out-dir", str(TWIN_RUN.relative_to(ROOT))]
+
+
+def train(extra: list[str], twin: bool = False) -> None:
+    run, args = (TWIN_RUN, twin_args()) if twin else (RUN, ARGS)
+    resume = ["--resume"] if (run / "checkpoint.pt").is_file() else []
+    cmd = [sys.executable, "-m", "pmlm.train", *args, *extra, *resume]
     print(" ".join(cmd), flush=True)
     subprocess.run(cmd, check=True, cwd=ROOT)
 
@@ -58,7 +88,7 @@ def held_out_texts(tok, max_length: int):
             "reviews": pack_documents(review_docs, tok, max_length).examples}
 
 
-def export() -> None:
+def export(twin: bool = False) -> None:
     import torch
 
     from pmlm.checkpoint import load_pretrained
@@ -68,11 +98,12 @@ def export() -> None:
     from pmlm.tokenizer import special_ids
     from pmlm.train.evaluation import accuracy_by_step, fixed_batches, score_examples
 
-    model, tok = load_pretrained(RUN)  # the run's latest checkpoint
-    info = training_info(RUN) if (RUN / "training.json").is_file() else {}
-    cfg = json.loads(json.dumps(torch.load(RUN / "checkpoint.pt", weights_only=True)["train_config"]))
-    model.save_pretrained(OUT, tokenizer=tok, training=info, dtype=torch.float16)
-    shipped = PMLMModel.from_pretrained(OUT)  # score what ships: the float16 weights
+    run, out = (TWIN_RUN, TWIN_OUT) if twin else (RUN, OUT)
+    model, tok = load_pretrained(run)  # the run's latest checkpoint
+    info = training_info(run) if (run / "training.json").is_file() else {}
+    cfg = json.loads(json.dumps(torch.load(run / "checkpoint.pt", weights_only=True)["train_config"]))
+    model.save_pretrained(out, tokenizer=tok, training=info, dtype=torch.float16)
+    shipped = PMLMModel.from_pretrained(out)  # score what ships: the float16 weights
     corpus = prepare_corpus(cfg["dataset"], val_fraction=cfg["val_fraction"], seed=cfg["seed"],
                             max_length=cfg["max_length"], tokenizer=tok, extra_text=cfg.get("extra_text"))
     unigram = unigram_log_probs(corpus)
@@ -86,22 +117,25 @@ def export() -> None:
                                                                     batch_size=32), special_ids(tok)["mask"])
     evaluation["sample"] = {"examples": SAMPLE, **score_examples(shipped, tok, corpus.validation.examples[:SAMPLE],
                                                                   unigram=unigram)}
-    (OUT / "evaluation.json").write_text(json.dumps(evaluation, indent=2) + "\n")
-    print(f"exported to {OUT} ({sum(p.stat().st_size for p in OUT.iterdir()) / 1e6:.1f} MB)")
+    (out / "evaluation.json").write_text(json.dumps(evaluation, indent=2) + "\n")
+    print(f"exported to {out} ({sum(p.stat().st_size for p in out.iterdir()) / 1e6:.1f} MB)")
 
 
 def main() -> None:
     what = sys.argv[1] if len(sys.argv) > 1 else ""
+    rest = sys.argv[2:]
+    twin = "--twin" in rest
+    rest = [a for a in rest if a != "--twin"]
     if what == "train":
-        train(sys.argv[2:])
+        train(rest, twin=twin)
     elif what == "export":
-        export()
+        export(twin=twin)
     elif what == "report":
         from pmlm.reports import write_reports
         for path in write_reports():
             print(f"updated {path.relative_to(ROOT)}")
     else:
-        raise SystemExit("usage: python scripts/reference_model.py train|export|report")
+        raise SystemExit("usage: python scripts/reference_model.py train|export|report [--twin]")
 
 
 if __name__ == "__main__":

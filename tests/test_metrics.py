@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from pmlm.metrics import MetricSums, bits_per_character, piece_characters, row_scores, shown_as_mask
+from pmlm.metrics import MetricSums, bits_per_character, piece_characters, row_scores, shown_as_mask, word_pieces
 from pmlm.train.evaluation import evaluate
 
 # the worked example of section 3.2 (positions from 0): x1 [M] x3 [M] x5 x6, then step 1 {x4, x5}
@@ -22,6 +22,11 @@ PAR = [-100] * 6 + [X[4], X[5], -100, -100, X[2]]
 def test_piece_characters_strip_the_continuation_marker_and_count_specials_zero():
     vocab = {"[PAD]": 0, "the": 1, "##s": 2, ",": 3, "elinor": 4}
     assert piece_characters(vocab, {"[PAD]"}).tolist() == [0, 3, 1, 1, 6]
+
+
+def test_word_pieces_are_the_pieces_with_a_letter():
+    vocab = {"[PAD]": 0, "the": 1, "##s": 2, ",": 3, "--": 4, "1811": 5, "##'": 6, "don": 7}
+    assert word_pieces(vocab, {"[PAD]"}).tolist() == [False, True, True, False, False, False, False, True]
 
 
 def test_shown_as_mask_finds_the_context_token_of_each_rows_position():
@@ -90,6 +95,36 @@ def test_evaluate_scores_m_only_rows_and_the_unigram_baseline_on_the_same_tokens
     right, wrong = (-torch.log_softmax(torch.tensor([10.0] + [0.0] * (V - 1)), 0)[[0, 1]]).tolist()
     assert out["val_ae_m_bpc"] == pytest.approx((right + wrong) / math.log(2) / 5)
     assert out["val_par_m_loss"] == pytest.approx((right + wrong) / 2)
+
+
+@pytest.mark.parametrize("most_frequent_word, unigram_word_acc", [(3, 0.0), (4, 1.0)])
+def test_word_accuracy_leaves_punctuation_out_and_its_baseline_guesses_the_commonest_word(
+        most_frequent_word, unigram_word_acc):
+    V = 20
+    batch = {"input_ids": torch.tensor([INPUT]), "position_ids": torch.tensor([POS]),
+             "ae_labels": torch.tensor([AE]), "par_labels": torch.tensor([PAR])}
+    logits = torch.zeros(6, V)  # rows as above: AE x2, AE x4, AE x5 (kept), PAR x4, PAR x5 (kept), PAR x2
+    logits[0, X[2]] = 10.0  # AE x2 right, but x2 is punctuation here
+    logits[1, X[1]] = 10.0  # AE x4 wrong
+    logits[2, X[5]] = 10.0
+    logits[3, X[4]] = 10.0  # PAR x4 right
+    logits[4, X[1]] = 10.0
+    logits[5, X[3]] = 10.0
+    log_p = torch.full((V,), math.log(1 / 40))
+    log_p[X[2]] = math.log(1 / 2)  # the commonest piece: punctuation, never a word guess
+    log_p[X[most_frequent_word]] = math.log(1 / 5)  # the commonest word piece
+    is_word = torch.zeros(V, dtype=torch.bool)
+    is_word[[X[1], X[3], X[4], X[5], X[6]]] = True  # every piece but x2 spells a word
+    out = evaluate(FixedLogits(logits), [batch], torch.device("cpu"), False, mask_id=M,
+                   unigram_log_probs=log_p, piece_chars=torch.ones(V, dtype=torch.long), is_word=is_word)
+    # of the two [M] tokens (x2, x4) only x4 is a word: AE wrong on it, PAR right
+    assert out["val_m_word_tokens"] == 1 and out["val_m_tokens"] == 2
+    assert out["val_ae_m_word_acc"] == 0.0 and out["val_par_m_word_acc"] == 1.0
+    assert out["unigram_m_word_acc"] == unigram_word_acc
+    assert out["unigram_m_acc"] == pytest.approx(1 / 2)  # over all pieces it guesses x2, right once
+    without = evaluate(FixedLogits(logits), [batch], torch.device("cpu"), False, mask_id=M,
+                       unigram_log_probs=log_p, piece_chars=torch.ones(V, dtype=torch.long))
+    assert "val_ae_m_word_acc" not in without
 
 
 def test_accuracy_by_step_scores_the_same_tokens_for_ae_and_par():

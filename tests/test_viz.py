@@ -304,6 +304,21 @@ def test_fill_in_widget_redraws_and_compares_with_a_twin_headless(trained_pair):
     assert box.views["table"].value.count("<tr>") == 2  # the header and one masked piece
 
 
+def test_fill_in_widget_defaults_to_the_reference_beside_its_ae_only_twin():
+    box = viz.fill_in_widget(blocks="4-5; 9")
+    table = box.views["table"].value
+    assert "AE-only model" in table and "first guess right: AE " in table
+    ref, twin = pmlm.load_reference(), pmlm.load_reference(pmlm.pretrained.REFERENCE_AE)
+    sentence = box.controls["sentence"].value
+    got = viz.fill_in_table_html(viz.fill_in_predictions(*ref, sentence, [[4, 5], [9]]),
+                                 viz.fill_in_predictions(*twin, sentence, [[4, 5], [9]]))
+    assert table == got  # the twin column is the shipped AE-only model's, not the reference's again
+    box.controls["blocks"].value = "0"
+    assert box.views["table"].value.count("<tr>") == 2
+    with pytest.raises(ValueError, match="twin="):
+        viz.fill_in_widget(twin="ae")
+
+
 def test_diagram_draws_what_the_rule_allows_and_crosses_the_explicit_leaks():
     from matplotlib.patches import PathPatch
 
@@ -326,6 +341,13 @@ def test_accuracy_by_step_bars_start_at_zero_and_label_the_pooled_step():
     assert len(ax.patches) == 4
     import matplotlib.pyplot as plt
     plt.close(ax.figure)
+    twin = [{"step": 1, "tokens": 10, "ae_acc": 0.15, "par_acc": 0.0}, {"step": 2, "tokens": 5, "ae_acc": 0.4, "par_acc": 0.0}]
+    ax = viz.plot_accuracy_by_step(rows, twin=twin)
+    assert len(ax.patches) == 6 and sorted(p.get_height() for p in ax.patches)[-1] == 0.4
+    assert ax.get_ylim()[1] > 0.4 and "AE-only" in ax.get_legend().get_texts()[-1].get_text()
+    plt.close(ax.figure)
+    with pytest.raises(ValueError, match="same steps"):
+        viz.plot_accuracy_by_step(rows, twin=twin[:1])
 
 
 def test_block_words_contrast_with_their_box():

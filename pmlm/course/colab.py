@@ -2,9 +2,11 @@
 
 The badge opens the notebook from the project's repository on GitHub (``[project.urls] Repository``
 in ``pyproject.toml``; a fork passes ``--repo https://github.com/OWNER/NAME``). The install cell
-runs only inside Colab (``"google.colab" in sys.modules``) and installs ``pmlm`` with its
-``notebooks`` extra from that repository, which resolves the ranges of ``pyproject.toml`` against
-what Colab has (its own CUDA torch included), never the CPU torch pin of the lock file. Elsewhere
+runs only inside Colab (``"google.colab" in sys.modules``): it clones that repository into
+``/content/pmlm`` (notebooks 5 and 6 read the committed ``results/``, which a wheel does not carry)
+and installs it, editable, with its ``notebooks`` extra, which resolves the ranges of
+``pyproject.toml`` against what Colab has (its own CUDA torch included), never the torch pin of
+the lock file. Elsewhere
 the cell does nothing, so nbval and a local Jupyter run it harmlessly.
 """
 
@@ -40,11 +42,17 @@ def badge(notebook: str, repo: str, branch: str = "main") -> str:
 
 
 def install_source(repo: str) -> str:
-    return ("# In Colab only: install pmlm and its notebooks extra from the repository (pyproject's ranges,\n"
-            "# so Colab keeps its own torch); anywhere else this cell does nothing.\n"
+    return ("# In Colab only: clone the repository (notebooks 5 and 6 read its committed results/)\n"
+            "# and install it, editable, with its notebooks extra under pyproject's ranges, so Colab keeps\n"
+            "# its own torch; anywhere else this cell does nothing.\n"
+            "import os\n"
             "import sys\n\n"
             "if \"google.colab\" in sys.modules:\n"
-            f"    %pip install --quiet \"pmlm[notebooks] @ git+{repo}\"\n")
+            "    if not os.path.isdir(\"/content/pmlm\"):\n"
+            f"        !git clone --quiet --depth 1 {repo} /content/pmlm\n"
+            "    %pip install --quiet -e \"/content/pmlm[notebooks]\"\n"
+            "    sys.path.insert(0, \"/content/pmlm\")  # an editable install is on the path only after a restart\n"
+            "    os.chdir(\"/content/pmlm/notebooks\")\n")
 
 
 def add_to_notebook(path: Path, repo: str) -> None:

@@ -7,6 +7,9 @@ What is reported (:mod:`pmlm.metrics` says why):
   token; ``unigram_m_loss``, ``unigram_m_acc``, ``unigram_m_bpc``: the training-split word-piece
   frequencies scored on the very same tokens, the baseline a model must beat. These are the
   headline numbers.
+* ``val_ae_m_word_acc``, ``val_par_m_word_acc``, ``unigram_m_word_acc`` (and ``val_m_word_tokens``):
+  the same accuracies on the ``[M]`` tokens that are part of a word, punctuation left out
+  (:func:`pmlm.metrics.word_pieces`); the baseline guesses the most frequent word piece.
 * ``val_ae_loss``, ``val_ae_acc``, ``val_par_loss``, ``val_par_acc``: over every labelled position,
   the 10% kept and 10% random ones included (what training optimises).
 
@@ -25,7 +28,7 @@ from __future__ import annotations
 import torch
 
 from pmlm.data import Corpus, unigram_log_probs
-from pmlm.metrics import MetricSums, piece_characters, row_scores, shown_as_mask
+from pmlm.metrics import MetricSums, piece_characters, row_scores, shown_as_mask, word_pieces
 from pmlm.model import PMLMModel
 from pmlm.tokenizer import SPECIAL_TOKENS, make_collator, special_ids
 from pmlm.train.batches import to_device
@@ -35,19 +38,23 @@ from pmlm.train.config import TrainConfig
 @torch.no_grad()
 def evaluate(model: PMLMModel, batches: list[dict[str, torch.Tensor]], device: torch.device,
              autocast: bool, *, mask_id: int, unigram_log_probs: torch.Tensor,
-             piece_chars: torch.Tensor) -> dict[str, float]:
+             piece_chars: torch.Tensor, is_word: torch.Tensor | None = None) -> dict[str, float]:
     """Token-weighted scores over fixed validation batches (see the module docstring for the keys).
 
     ``unigram_log_probs`` (V,) are the training split's log word-piece frequencies
     (:func:`pmlm.data.unigram_log_probs`), ``piece_chars`` (V,) the characters of each piece
-    (:func:`pmlm.metrics.piece_characters`).
+    (:func:`pmlm.metrics.piece_characters`), ``is_word`` (V,) bool the pieces that are part of a
+    word (:func:`pmlm.metrics.word_pieces`; without it no word accuracy is reported).
     """
     was_training = model.training
     model.eval()
     log_p = unigram_log_probs.double().cpu()
     guess = int(log_p.argmax())
     chars_of = piece_chars.cpu()
-    sums = {name: MetricSums() for name in ("ae", "par", "ae_m", "par_m", "unigram_m")}
+    words_of = None if is_word is None else is_word.cpu()
+    word_guess = None if words_of is None else int(log_p.masked_fill(~words_of, -float("inf")).argmax())
+    sums = {name: MetricSums() for name in ("ae", "par", "ae_m", "par_m", "unigram_m",
+                                            "ae_m_word", "par_m_word", "unigram_m_word")}
     for batch in batches:
         batch = to_device(batch, device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
@@ -61,15 +68,28 @@ def evaluate(model: PMLMModel, batches: list[dict[str, torch.Tensor]], device: t
             sums[name].add(nats[keep], correct[keep], chars[keep])
         keep = is_ae & masked  # each [M] token once: the same tokens as the [M]-only PAR rows
         sums["unigram_m"].add(-log_p[labels[keep]], labels[keep] == guess, chars[keep])
+        if words_of is not None:
+            word = words_of[labels]  # (N,)
+            for name, rows_kept in (("ae_m_word", is_ae & masked & word), ("par_m_word", ~is_ae & masked & word)):
+                sums[name].add(nats[rows_kept], correct[rows_kept], chars[rows_kept])
+            keep = is_ae & masked & word
+            sums["unigram_m_word"].add(-log_p[labels[keep]], labels[keep] == word_guess, chars[keep])
     model.train(was_training)
     out = {}
     for name, s in sums.items():
+        if name.endswith("_word"):
+            if words_of is not None:
+                prefix = name if name.startswith("unigram") else f"val_{name}"
+                out[f"{prefix}_acc"] = s.result()["acc"]
+            continue
         r = s.result()
         prefix = name if name.startswith("unigram") else f"val_{name}"
         out[f"{prefix}_loss"], out[f"{prefix}_acc"] = r["loss"], r["acc"]
         if name != "ae" and name != "par":
             out[f"{prefix}_bpc"] = r["bpc"]
     out["val_m_tokens"] = sums["ae_m"].result()["count"]
+    if words_of is not None:
+        out["val_m_word_tokens"] = sums["ae_m_word"].result()["count"]
     return out
 
 
@@ -123,7 +143,8 @@ def fixed_batches(tok, examples: list[list[int]], *, seed: int, batch_size: int,
 def scoring_inputs(tok, unigram: torch.Tensor) -> dict:
     """The keyword arguments of :func:`evaluate` that come from the tokenizer and the unigram model."""
     return dict(mask_id=special_ids(tok)["mask"], unigram_log_probs=unigram,
-                piece_chars=piece_characters(tok.get_vocab(), set(SPECIAL_TOKENS)))
+                piece_chars=piece_characters(tok.get_vocab(), set(SPECIAL_TOKENS)),
+                is_word=word_pieces(tok.get_vocab(), set(SPECIAL_TOKENS)))
 
 
 @torch.no_grad()

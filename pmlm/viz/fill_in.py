@@ -5,8 +5,10 @@ pseudo masks out in the chosen factorization order (section 3.2) and runs one fo
 masked piece gets the AE guesses from its ``[M]`` in the context (Eq. 4) and the PAR guesses from
 its ``[P]``, which has seen the original pieces of the earlier blocks (Eq. 5), with their
 probabilities. :func:`fill_in_widget` puts that in a widget on the shipped reference model (or any
-model and tokenizer), with the attention of a chosen layer and head of the same pass, and, given
-an AE-only twin, that model's AE guesses beside it.
+model and tokenizer), with the attention of a chosen layer and head of the same pass and, beside
+them, the AE guesses of an AE-only twin: by default the one shipped with the reference model
+(:data:`pmlm.pretrained.REFERENCE_AE`, trained as BERT for the same steps on the same data), so that
+the reader sees on their own sentence what the PAR half of pre-training changed.
 
 Choice: the blocks are given over word *pieces* (numbered in the widget), since that is what the
 model masks; every masked piece shows ``[M]`` (no 10% kept or random), so the reader sees exactly
@@ -69,8 +71,13 @@ def fill_in_predictions(model, tok, sentence: str, blocks: Sequence[Sequence[int
     return {"pieces": enc.tokens, "example": ex, "rows": rows}
 
 
+def hits(result: dict, key: str) -> int:
+    """How many masked pieces have the truth as the first guess of ``key`` (``"ae"`` or ``"par"``)."""
+    return sum(r[key][0][0] == r["truth"] for r in result["rows"])
+
+
 def fill_in_table_html(result: dict, twin: dict | None = None) -> str:
-    """The predictions as an HTML table (truth in bold where a guess hits it)."""
+    """The predictions as an HTML table (truth in bold where a guess hits it), with a line of totals."""
     import html
 
     def cell(guesses, truth):
@@ -84,14 +91,20 @@ def fill_in_table_html(result: dict, twin: dict | None = None) -> str:
         extra = f"<td>{cell(twin['rows'][i]['ae'], r['truth'])}</td>" if twin else ""
         body.append(f"<tr><td>{r['piece']}</td><td>{r['step']}</td><td>{html.escape(r['truth'])}</td>"
                     f"<td>{cell(r['ae'], r['truth'])}</td><td>{cell(r['par'], r['truth'])}</td>{extra}</tr>")
-    return "<table>" + head + "".join(body) + "</table>"
+    n = len(result["rows"])
+    total = f"first guess right: AE {hits(result, 'ae')}/{n}, PAR {hits(result, 'par')}/{n}"
+    total += f", AE-only model {hits(twin, 'ae')}/{n}" if twin else ""
+    return "<table>" + head + "".join(body) + "</table>" + f"<p>{total}</p>"
 
 
 def fill_in_widget(model=None, tok=None, sentence: str = "It is a truth universally acknowledged, that a "
                    "single man in possession of a good fortune, must be in want of a wife.",
-                   blocks: str = "3-4; 11", twin=None):
-    """The fill-in widget; ``model, tok`` default to :func:`pmlm.load_reference`, ``twin`` is an
-    optional ``(model, tok)`` of an AE-only model to compare with.
+                   blocks: str = "3-4; 11", twin="auto"):
+    """The fill-in widget; ``model, tok`` default to :func:`pmlm.load_reference`.
+
+    ``twin``: a ``(model, tok)`` to show the AE guesses of beside the model's, ``None`` for none, or
+    ``"auto"``: the shipped AE-only twin when the model is the shipped reference (``model=None``),
+    none otherwise.
 
     Returns an ``ipywidgets.VBox``; ``box.controls``: ``sentence``, ``blocks`` (piece indices in
     factorization order, e.g. ``3-4; 11``), ``layer``, ``head``; ``box.views``: ``pieces``
@@ -105,9 +118,16 @@ def fill_in_widget(model=None, tok=None, sentence: str = "It is a truth universa
     from pmlm.viz.layout import parse_blocks, token_labels
     from pmlm.viz.trained import attention_probabilities, plot_attention_weights
 
+    if isinstance(twin, str) and twin != "auto":
+        raise ValueError(f"twin={twin!r}: pass a (model, tokenizer) pair, None, or 'auto'")
     if model is None:
-        from pmlm.pretrained import load_reference
+        from pmlm.pretrained import REFERENCE_AE, load_reference
         model, tok = load_reference()
+        twin = load_reference(REFERENCE_AE) if twin == "auto" else twin
+    elif twin == "auto":
+        twin = None
+    if tok is None:
+        raise ValueError("pass the model's tokenizer too: fill_in_widget(model, tok)")
     c = model.config
     controls = {"sentence": W.Text(value=sentence, description="sentence", layout=W.Layout(width="95%"),
                                    continuous_update=False),

@@ -150,29 +150,40 @@ def plot_loss_curves(metrics_path, ax=None, *, smooth: int = 5):
     return axes if acc_ax is not None else loss_ax
 
 
-def plot_accuracy_by_step(by_step: list[dict], ax=None, *, title: str | None = None):
+def plot_accuracy_by_step(by_step: list[dict], ax=None, *, title: str | None = None,
+                          twin: list[dict] | None = None, twin_label: str = "AE-only model (from its [M])"):
     """AE and PAR accuracy of the same masked tokens against their factorization step (bars from 0).
 
     ``by_step`` as :func:`pmlm.train.evaluation.accuracy_by_step` returns it. PAR of step i has seen
     the originals of the earlier steps; AE, from the ``[M]``, sees none: the gap is what the
-    partially autoregressive factorization adds as the steps go on.
+    partially autoregressive factorization adds as the steps go on. ``twin``: the same for another
+    model on the same tokens (an AE-only twin), whose AE accuracy is drawn as a third, grey bar.
     """
     import matplotlib.pyplot as plt
 
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3.8))
+    if twin is not None and [r["step"] for r in twin] != [r["step"] for r in by_step]:
+        raise ValueError("the twin's accuracy by step must cover the same steps (score both on the same batches)")
     steps = [r["step"] for r in by_step]
     labels = [str(s) if i < len(steps) - 1 else f"{s}+" for i, s in enumerate(steps)]
     x = range(len(steps))
-    ax.bar([i - 0.2 for i in x], [r["ae_acc"] for r in by_step], 0.4, label="AE (from its [M])", color="tab:blue")
-    ax.bar([i + 0.2 for i in x], [r["par_acc"] for r in by_step], 0.4, label="PAR (from its [P])", color="tab:orange")
+    series = [("ae_acc", by_step, "AE (from its [M])", "tab:blue"), ("par_acc", by_step, "PAR (from its [P])",
+                                                                    "tab:orange")]
+    if twin is not None:
+        series.append(("ae_acc", twin, twin_label, "0.55"))
+    width = 0.8 / len(series)
+    for k, (key, rows, label, color) in enumerate(series):
+        offset = (k - (len(series) - 1) / 2) * width
+        ax.bar([i + offset for i in x], [r[key] for r in rows], width, label=label, color=color)
+    top = max(r[key] for key, rows, _, _ in series for r in rows)
     for i, r in enumerate(by_step):
-        ax.text(i, max(r["ae_acc"], r["par_acc"]) + 0.01, f"{r['tokens']:,}", ha="center", fontsize=7, color="#555")
+        ax.text(i, top * 1.05 + 0.005, f"{r['tokens']:,}", ha="center", fontsize=7, color="#555")
     ax.set_xticks(list(x), labels)
-    ax.set_ylim(0, max(max(r["ae_acc"], r["par_acc"]) for r in by_step) * 1.2 + 0.01)
+    ax.set_ylim(0, top * 1.25 + 0.01)
     ax.set_xlabel("factorization step of the masked token (numbers: tokens)")
     ax.set_ylabel("top-1 accuracy, masked tokens shown as [M]")
     ax.set_title(title or "Does a later step, which sees more originals, predict better?", fontsize=10)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left")
     ax.grid(axis="y", alpha=0.3)
     return ax
