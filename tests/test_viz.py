@@ -310,7 +310,7 @@ def test_fill_in_widget_defaults_to_the_reference_beside_its_ae_only_twin():
     assert "AE-only model" in table and "first guess right: AE " in table
     ref, twin = pmlm.load_reference(), pmlm.load_reference(pmlm.pretrained.REFERENCE_AE)
     sentence = box.controls["sentence"].value
-    got = viz.fill_in_table_html(viz.fill_in_predictions(*ref, sentence, [[4, 5], [9]]),
+    got = viz.fill_in.fill_in_table_html(viz.fill_in_predictions(*ref, sentence, [[4, 5], [9]]),
                                  viz.fill_in_predictions(*twin, sentence, [[4, 5], [9]]))
     assert table == got  # the twin column is the shipped AE-only model's, not the reference's again
     box.controls["blocks"].value = "0"
