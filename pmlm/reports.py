@@ -77,9 +77,19 @@ def recipes_block() -> str:
     first = results[0]
     minutes = sorted({r["minutes"] for r in results})
     seeds = sorted({r["seed"] for r in results})
+    loads = [float(r["machine"]["load"].split()[0]) for r in results if r["machine"].get("load")]
+    mallocs: dict[str, list[str]] = {}
+    for r in results:
+        mallocs.setdefault(r["machine"].get("malloc", "?"), []).append(f"`{r['name']}`")
+    conditions = (f" The 1-minute load average at each row's start ranged from {min(loads):.2f} to {max(loads):.2f}"
+                  if loads else "")
+    if len(mallocs) > 1:
+        conditions += "; " + "; ".join(f"{', '.join(names)}: {m}" for m, names in mallocs.items()) + \
+            " (the allocator changes the steps a row gets in its minutes, not what a step computes)"
+    m0 = {k: v for k, v in first["machine"].items() if k != "load"}
     lines += ["", f"Each row trains for {', '.join(f'{x:g}' for x in minutes)} minutes of wall time "
-              f"(`--time-budget`), seed {', '.join(map(str, seeds))}, on {machine_words(first['machine'])}, "
-              f"{first['machine']['date']}; one run per row. Scores: the 256 held-out Austen examples of "
+              f"(`--time-budget`), seed {', '.join(map(str, seeds))}, on {machine_words(m0)}, "
+              f"{first['machine']['date']}; one run per row.{conditions}. Scores: the 256 held-out Austen examples of "
               "the run's validation split, fixed masks, on the masked tokens shown as `[M]`; "
               "\"vs baseline\" is the change of the AE bits per character. "
               "Rendered by `pmlm.reports` from `results/recipes.jsonl` (`benchmarks/recipes.py`)."]
