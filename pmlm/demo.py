@@ -289,10 +289,10 @@ def main(argv: list[str] | None = None) -> None:
           f"{s['unigram_m_acc']:9.3f}{s['unigram_m_bpc']:15.3f}")
     print(f"    PAR accuracy is {s['val_par_m_acc'] / max(s['unigram_m_acc'], 1e-9):.1f}x the unigram "
           f"baseline's, AE {s['val_ae_m_acc'] / max(s['unigram_m_acc'], 1e-9):.1f}x")
-    if "val_ae_m_word_acc" in s:
-        print(f"    words only ({s['val_m_word_tokens']:,} masked pieces, punctuation left out): AE "
+    if s.get("val_m_word_tokens"):
+        print(f"    word pieces only ({s['val_m_word_tokens']:,} masked pieces, punctuation left out): AE "
               f"{s['val_ae_m_word_acc']:.3f}, PAR {s['val_par_m_word_acc']:.3f}, unigram "
-              f"{s['unigram_m_word_acc']:.3f} (always the commonest word)")
+              f"{s['unigram_m_word_acc']:.3f} (always the commonest word piece)")
     print(f"run: {run}/ (config.json, model.safetensors, tokenizer.json, training.json, checkpoint.pt, "
           "metrics.jsonl, summary.json)")
     print(f"figures: {loss_png}, {mask_png}")

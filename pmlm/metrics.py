@@ -20,8 +20,9 @@ training), both about what a prediction may see:
 Beside them, **word accuracy**: top-1 accuracy on the ``[M]`` tokens whose piece is part of a word
 (has a letter; :func:`word_pieces`), leaving punctuation out. At small scale a model first learns
 to guess "," and "." where they belong, which lifts accuracy over all pieces without a single word
-guessed; word accuracy says how many words it gets right. Its unigram baseline always guesses
-the training text's most frequent word piece (not its most frequent piece, often ",").
+guessed; word accuracy says how many pieces of words it gets right (per piece, like the other
+scores: a word of three pieces counts three times). Its unigram baseline always guesses the
+training text's most frequent word piece (not its most frequent piece, often ",").
 
 Choices where the paper is silent: a piece's characters are its text without WordPiece's ``##``
 continuation marker; the space before a word is not counted (it is not predicted), special tokens

@@ -11,6 +11,7 @@ block               results file                                          writte
 ``recipes``         ``results/recipes.jsonl``                             ``benchmarks/recipes.py``
 ``reference``       ``pmlm/checkpoints/<name>/evaluation.json`` and       ``scripts/reference_model.py``
                     ``training.json``
+``reference-twin``  the same files of the reference and its AE-only twin  ``scripts/reference_model.py --twin``
 ``course-tasks``    :data:`pmlm.course.tasks.TASKS`                        the course kit's task list
 ``finetune``        ``results/finetune.jsonl``                            ``benchmarks/finetune_study.py``
 ``ablation``        ``results/ablation-cpu.jsonl``                        ``python -m pmlm.ablation --preset cpu``
@@ -81,15 +82,15 @@ def recipes_block() -> str:
     mallocs: dict[str, list[str]] = {}
     for r in results:
         mallocs.setdefault(r["machine"].get("malloc", "?"), []).append(f"`{r['name']}`")
-    conditions = (f" The 1-minute load average at each row's start ranged from {min(loads):.2f} to {max(loads):.2f}"
+    conditions = (f" The 1-minute load average at each row's start ranged from {min(loads):.2f} to {max(loads):.2f}."
                   if loads else "")
     if len(mallocs) > 1:
-        conditions += "; " + "; ".join(f"{', '.join(names)}: {m}" for m, names in mallocs.items()) + \
-            " (the allocator changes the steps a row gets in its minutes, not what a step computes)"
+        conditions += (" Allocator: " + "; ".join(f"{', '.join(names)}: {m}" for m, names in mallocs.items()) +
+                       " (it changes the steps a row gets in its minutes, not what a step computes).")
     m0 = {k: v for k, v in first["machine"].items() if k != "load"}
     lines += ["", f"Each row trains for {', '.join(f'{x:g}' for x in minutes)} minutes of wall time "
               f"(`--time-budget`), seed {', '.join(map(str, seeds))}, on {machine_words(m0)}, "
-              f"{first['machine']['date']}; one run per row.{conditions}. Scores: the 256 held-out Austen examples of "
+              f"{first['machine']['date']}; one run per row.{conditions} Scores: the 256 held-out Austen examples of "
               "the run's validation split, fixed masks, on the masked tokens shown as `[M]`; "
               "\"vs baseline\" is the change of the AE bits per character. "
               "Rendered by `pmlm.reports` from `results/recipes.jsonl` (`benchmarks/recipes.py`)."]
@@ -113,10 +114,10 @@ def demo_block() -> str:
     lines.append(f"| unigram baseline (same tokens) | {s['unigram_m_acc']:.3f} | {s['unigram_m_bpc']:.3f} | "
                  f"{s['unigram_m_acc']:.3f} | {s['unigram_m_bpc']:.3f} |")
     words = ""
-    if "val_ae_m_word_acc" in s:
+    if s.get("val_m_word_tokens"):
         words = (f" On the {s['val_m_word_tokens']:,} of those pieces that are part of a word (punctuation left "
-                 f"out) AE guesses {s['val_ae_m_word_acc']:.3f} and PAR {s['val_par_m_word_acc']:.3f} right, "
-                 f"against {s['unigram_m_word_acc']:.3f} for always guessing the commonest word.")
+                 f"out) AE guesses {_f(s['val_ae_m_word_acc'])} and PAR {_f(s['val_par_m_word_acc'])} right, "
+                 f"against {_f(s['unigram_m_word_acc'])} for always guessing the commonest word piece.")
     lines += ["", f"PAR predicts {s['val_par_m_acc'] / s['unigram_m_acc']:.1f}x and AE "
               f"{s['val_ae_m_acc'] / s['unigram_m_acc']:.1f}x as many masked pieces as the unigram baseline.{words} "
               "Rendered by `pmlm.reports` from `results/demo.json`."]
@@ -156,7 +157,7 @@ def reference_block(name: str = "austen-tiny") -> str:
     for key, label in names.items():
         r = ev.get(key)
         if r:
-            words = (f"{r['val_ae_m_word_acc']:.3f} / {r['val_par_m_word_acc']:.3f} / {r['unigram_m_word_acc']:.3f}"
+            words = (f"{_f(r['val_ae_m_word_acc'])} / {_f(r['val_par_m_word_acc'])} / {_f(r['unigram_m_word_acc'])}"
                      if "val_ae_m_word_acc" in r else "-")
             lines.append(f"| {label} | {r['examples']:,} | {r['val_ae_m_acc']:.3f} | {r['val_par_m_acc']:.3f} | "
                          f"{r['unigram_m_acc']:.3f} | {r['val_ae_m_bpc']:.3f} | {r['val_par_m_bpc']:.3f} | "
@@ -166,56 +167,69 @@ def reference_block(name: str = "austen-tiny") -> str:
               f"{config.get('vocab_size', cfg['vocab_size']):,}-piece vocabulary, "
               f"time budget {cfg['time_budget']:g} minutes. Scores of the {dtype} weights as shipped, fixed masks "
               f"(seed {ev.get('masks_seed', 0)}), masked tokens shown as `[M]`; \"words\": the masked pieces that "
-              "are part of a word, punctuation left out (the unigram guess is then the commonest word). "
+              "are part of a word, punctuation left out (the unigram guess is then the commonest word piece). "
               "Rendered by `pmlm.reports` from the model's "
               "`evaluation.json` and `training.json`."]
     return "\n".join(lines)
 
 
+def _f(value, digits: int = 3) -> str:
+    """A score as text, ``-`` where there is none (no token of that kind in the set)."""
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
 def twin_block(name: str = "austen-tiny", twin: str = "austen-tiny-ae") -> str:
     """The reference model's AE half against its AE-only twin's, on the same held-out tokens."""
     ref, other = _json(CHECKPOINTS / name / "evaluation.json"), _json(CHECKPOINTS / twin / "evaluation.json")
-    tr = _json(CHECKPOINTS / twin / "training.json")
-    if ref is None or other is None or tr is None:
+    tr, ref_tr = _json(CHECKPOINTS / twin / "training.json"), _json(CHECKPOINTS / name / "training.json")
+    if ref is None or other is None or tr is None or ref_tr is None:
         return (f"The AE-only twin `{twin}` has not been exported yet "
                 "(`python scripts/reference_model.py train --twin`, then `export --twin`).")
+    names = {"austen": "Austen validation chapters", "verses": "verses of the validation books",
+             "reviews": "review sentences (sentiment validation split)"}
+    texts = [k for k in names if ref.get(k) and other.get(k)]
+    for k in texts:
+        if ref[k]["val_m_tokens"] != other[k]["val_m_tokens"] or ref.get("masks_seed") != other.get("masks_seed"):
+            raise ValueError(f"{name} and {twin} were not scored on the same masked tokens of {k}: "
+                             "export both with scripts/reference_model.py")
     procs = tr.get("processes") or []
     wall = sum(p.get("elapsed_s") or 0 for p in procs)
+    steps = "the reference's number" if tr.get("steps") == ref_tr.get("steps") else \
+        f"against the reference's {ref_tr.get('steps', 0):,}"
     lines = [f"`pmlm.load_reference(\"{twin}\")` loads the AE-only twin: the same recipe, tokenizer, data and seed "
-             f"with BERT's objective alone (Table 6 row 4), {tr.get('steps', 0):,} steps, the reference's number "
+             f"with BERT's objective alone (Table 6 row 4), {tr.get('steps', 0):,} steps, {steps} "
              f"({wall / 60:.0f} minutes of wall time on {tr.get('torch_threads', '?')} threads: an AE step costs "
              "less than an AE+PAR step). Both models' AE predictions, from `[M]`, on the same masked tokens:", "",
              "| held-out text | AE acc, AE+PAR model | AE acc, AE-only twin | AE bits/char, AE+PAR | "
-             "AE bits/char, AE-only | unigram acc | words: AE+PAR / AE-only |", "|---|---|---|---|---|---|---|"]
-    names = {"austen": "Austen validation chapters", "verses": "verses of the validation books",
-             "reviews": "review sentences (sentiment validation split)"}
-    for key, label in names.items():
-        a, b = ref.get(key), other.get(key)
-        if a and b:
-            words = (f"{a['val_ae_m_word_acc']:.3f} / {b['val_ae_m_word_acc']:.3f}"
-                     if "val_ae_m_word_acc" in a and "val_ae_m_word_acc" in b else "-")
-            lines.append(f"| {label} | {a['val_ae_m_acc']:.3f} | {b['val_ae_m_acc']:.3f} | {a['val_ae_m_bpc']:.3f} | "
-                         f"{b['val_ae_m_bpc']:.3f} | {a['unigram_m_acc']:.3f} | {words} |")
+             "AE bits/char, AE-only | unigram acc | word pieces: AE+PAR / AE-only |", "|---|---|---|---|---|---|---|"]
+    for key in texts:
+        a, b = ref[key], other[key]
+        lines.append(f"| {names[key]} | {_f(a['val_ae_m_acc'])} | {_f(b['val_ae_m_acc'])} | {_f(a['val_ae_m_bpc'])} | "
+                     f"{_f(b['val_ae_m_bpc'])} | {_f(a['unigram_m_acc'])} | {_f(a.get('val_ae_m_word_acc'))} / "
+                     f"{_f(b.get('val_ae_m_word_acc'))} |")
     a, b = ref.get("austen"), other.get("austen")
-    if a and b:
+    if a and b and a["val_m_tokens"] and a["val_ae_m_acc"] is not None and b["val_ae_m_acc"] is not None:
         import math
 
         diff, n = a["val_ae_m_acc"] - b["val_ae_m_acc"], a["val_m_tokens"]
+        # the two samples treated as independent: an upper bound, the pairing on the same tokens lowers it
         se = math.sqrt((a["val_ae_m_acc"] * (1 - a["val_ae_m_acc"]) + b["val_ae_m_acc"] * (1 - b["val_ae_m_acc"])) / n)
-        where = ("level with" if abs(diff) < 0.0005 else
-                 f"{abs(diff):.3f} {'above' if diff > 0 else 'below'}")
-        texts = [k for k in names if ref.get(k) and other.get(k)]
-        lower = sum(other[k]["val_ae_m_bpc"] < ref[k]["val_ae_m_bpc"] for k in texts)
-        gap = max(abs(other[k]["val_ae_m_bpc"] - ref[k]["val_ae_m_bpc"]) for k in texts)
-        lines += ["", f"On Austen the AE+PAR model's AE accuracy is {where} the "
-                  f"AE-only twin's on the same {n:,} masked tokens: {abs(diff) / se:.1f} times the standard error of "
-                  f"the difference of two accuracies on that many tokens ({se:.3f}), which counts the sampling of "
-                  "tokens but not the seed: one run each. In AE bits per character the AE-only twin is lower on "
-                  f"{lower} of the {len(texts)} texts (by at most {gap:.3f}): at this size and budget, training the "
-                  f"`[P]`s as well {'does not make' if 2 * lower >= len(texts) else 'makes'} the `[M]` half better"
-                  f"{'' if 2 * lower >= len(texts) else ' on most texts'}. `pmlm.ablation` repeats the comparison over "
-                  "seeds at a smaller budget, and on fine-tuned "
-                  "tasks. Rendered by `pmlm.reports` from both models' `evaluation.json`."]
+        where = "level with" if abs(diff) < 0.0005 else f"{abs(diff):.3f} {'above' if diff > 0 else 'below'}"
+        ratio = f": {abs(diff) / se:.1f} times the standard error" if se > 0 else ", with a standard error"
+        lines += ["", f"On Austen the AE+PAR model's AE accuracy is {where} the AE-only twin's on the same {n:,} "
+                  f"masked tokens{ratio} of the difference of two independent accuracies on that many tokens "
+                  f"({se:.3f}), which counts the sampling of tokens but not the seed: one run each."]
+        bpc = [(k, ref[k]["val_ae_m_bpc"] - other[k]["val_ae_m_bpc"]) for k in texts
+               if ref[k]["val_ae_m_bpc"] is not None and other[k]["val_ae_m_bpc"] is not None]
+        twin_lower = [g for _, g in bpc if g > 0]
+        if bpc:
+            verdict = ("does not make the `[M]` half better" if 2 * len(twin_lower) >= len(bpc)
+                       else "makes the `[M]` half better on most texts")
+            by = f" (by at most {max(twin_lower):.3f})" if twin_lower else ""
+            lines[-1] += (f" In AE bits per character the AE-only twin is lower on {len(twin_lower)} of the {len(bpc)} "
+                          f"texts{by}: at this size and budget, training the `[P]`s as well {verdict}.")
+        lines[-1] += (" `pmlm.ablation` repeats the comparison over seeds at a smaller budget, and on fine-tuned "
+                      "tasks. Rendered by `pmlm.reports` from both models' `evaluation.json` and `training.json`.")
     return "\n".join(lines)
 
 

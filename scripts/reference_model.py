@@ -18,9 +18,10 @@ that ``tests/test_reference.py`` re-evaluates to the recorded numbers.
 ``--twin`` does the same for the AE-only twin (BERT's objective, Table 6 row 4) that the fill-in
 widget shows beside the reference model: the same model, tokenizer (the reference's own), data,
 seed, number of steps and schedule shape, with only the objective changed. The twin trains for the
-reference's *steps* (read from its ``training.json``), not for its minutes: an AE step costs about
-half an AE+PAR step, and the comparison the widget draws is the paper's, at equal steps. Its
-warm-up is the same 6% of those steps that the reference's time budget gave to warm-up.
+reference's *steps* (read from its ``training.json``), not for its minutes: an AE step costs less
+than an AE+PAR step (about three quarters of its time here), and the comparison the widget draws
+is the paper's, at equal steps. Its warm-up is the same fraction of those steps that the
+reference's time budget gave to warm-up (its ``warmup_fraction``).
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def twin_args() -> list[str]:
     """The reference's recipe with the AE objective, for the reference's number of steps."""
     from pmlm.pretrained import training_info
 
-    steps = int(training_info(OUT)["steps"])
+    info = training_info(OUT)
+    steps, warmup = int(info["steps"]), float(info["train_config"]["warmup_fraction"])
     args, i = [], 0
     while i < len(ARGS):  # drop the time budget and the run directory, keep the rest
         if ARGS[i] in ("--time-budget", "--out-dir"):
@@ -58,7 +60,7 @@ def twin_args() -> list[str]:
             continue
         args.append(ARGS[i])
         i += 1
-    return [*args, "--objective", "ae", "--steps", str(steps), "--warmup-steps", str(round(0.06 * steps)),
+    return [*args, "--objective", "ae", "--steps", str(steps), "--warmup-steps", str(round(warmup * steps)),
             "--tokenizer", str((OUT / "tokenizer.json").relative_to(ROOT)),
             "--out-dir", str(TWIN_RUN.relative_to(ROOT))]
 
@@ -126,6 +128,8 @@ def main() -> None:
     rest = sys.argv[2:]
     twin = "--twin" in rest
     rest = [a for a in rest if a != "--twin"]
+    if what in ("export", "report") and (rest or (twin and what == "report")):
+        raise SystemExit(f"usage: python scripts/reference_model.py {what}{' [--twin]' if what == 'export' else ''}")
     if what == "train":
         train(rest, twin=twin)
     elif what == "export":

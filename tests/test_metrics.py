@@ -125,6 +125,12 @@ def test_word_accuracy_leaves_punctuation_out_and_its_baseline_guesses_the_commo
     without = evaluate(FixedLogits(logits), [batch], torch.device("cpu"), False, mask_id=M,
                        unigram_log_probs=log_p, piece_chars=torch.ones(V, dtype=torch.long))
     assert "val_ae_m_word_acc" not in without
+    none = evaluate(FixedLogits(logits), [batch], torch.device("cpu"), False, mask_id=M, unigram_log_probs=log_p,
+                    piece_chars=torch.ones(V, dtype=torch.long), is_word=torch.zeros(V, dtype=torch.bool))
+    assert none["val_m_word_tokens"] == 0 and none["val_ae_m_word_acc"] is None  # no word: no score, no crash
+    with pytest.raises(ValueError, match="bool tensor"):
+        evaluate(FixedLogits(logits), [batch], torch.device("cpu"), False, mask_id=M, unigram_log_probs=log_p,
+                 piece_chars=torch.ones(V, dtype=torch.long), is_word=is_word.long())
 
 
 def test_accuracy_by_step_scores_the_same_tokens_for_ae_and_par():

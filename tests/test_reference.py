@@ -47,6 +47,9 @@ def test_reference_model_reproduces_its_recorded_validation_numbers(name):
         assert got[key] == pytest.approx(sample[key], abs=1e-3), key
     for key in ("val_ae_m_acc", "val_par_m_acc", "unigram_m_acc"):
         assert got[key] == pytest.approx(sample[key], abs=3 / got["val_m_tokens"]), key
+    assert got["val_m_word_tokens"] == sample["val_m_word_tokens"]
+    for key in ("val_ae_m_word_acc", "val_par_m_word_acc", "unigram_m_word_acc"):
+        assert got[key] == pytest.approx(sample[key], abs=3 / got["val_m_word_tokens"]), key
     # the model is past the plateau: several times the unigram baseline on the same tokens
     assert got["val_ae_m_acc"] > 2 * got["unigram_m_acc"]
     if name == REFERENCE:

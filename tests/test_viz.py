@@ -317,6 +317,10 @@ def test_fill_in_widget_defaults_to_the_reference_beside_its_ae_only_twin():
     assert box.views["table"].value.count("<tr>") == 2
     with pytest.raises(ValueError, match="twin="):
         viz.fill_in_widget(twin="ae")
+    with pytest.raises(ValueError, match="pair"):
+        viz.fill_in_widget(twin=twin[0])
+    with pytest.raises(ValueError, match="without its model"):
+        viz.fill_in_widget(tok=ref[1])
 
 
 def test_diagram_draws_what_the_rule_allows_and_crosses_the_explicit_leaks():

@@ -46,6 +46,9 @@ def evaluate(model: PMLMModel, batches: list[dict[str, torch.Tensor]], device: t
     (:func:`pmlm.metrics.piece_characters`), ``is_word`` (V,) bool the pieces that are part of a
     word (:func:`pmlm.metrics.word_pieces`; without it no word accuracy is reported).
     """
+    if is_word is not None and (is_word.dtype != torch.bool or is_word.shape != unigram_log_probs.shape):
+        raise ValueError(f"is_word must be a bool tensor of the vocabulary's size {tuple(unigram_log_probs.shape)}, "
+                         f"got {is_word.dtype} {tuple(is_word.shape)}: use pmlm.metrics.word_pieces(vocab)")
     was_training = model.training
     model.eval()
     log_p = unigram_log_probs.double().cpu()

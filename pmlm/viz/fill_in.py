@@ -120,6 +120,10 @@ def fill_in_widget(model=None, tok=None, sentence: str = "It is a truth universa
 
     if isinstance(twin, str) and twin != "auto":
         raise ValueError(f"twin={twin!r}: pass a (model, tokenizer) pair, None, or 'auto'")
+    if twin is not None and not isinstance(twin, str) and not (isinstance(twin, (tuple, list)) and len(twin) == 2):
+        raise ValueError("twin must be a (model, tokenizer) pair, None, or 'auto'")
+    if model is None and tok is not None:
+        raise ValueError("a tokenizer without its model: pass fill_in_widget(model, tok), or neither for the reference")
     if model is None:
         from pmlm.pretrained import REFERENCE_AE, load_reference
         model, tok = load_reference()
@@ -128,6 +132,9 @@ def fill_in_widget(model=None, tok=None, sentence: str = "It is a truth universa
         twin = None
     if tok is None:
         raise ValueError("pass the model's tokenizer too: fill_in_widget(model, tok)")
+    if twin is not None and twin[1].get_vocab() != tok.get_vocab():
+        raise ValueError("the twin has another tokenizer: its pieces would not line up with the model's; "
+                         "compare models that share one (pmlm.train --tokenizer)")
     c = model.config
     controls = {"sentence": W.Text(value=sentence, description="sentence", layout=W.Layout(width="95%"),
                                    continuous_update=False),
