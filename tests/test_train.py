@@ -310,3 +310,33 @@ def test_demo_runs_end_to_end_in_smoke_mode(tmp_path, monkeypatch, capsys):
         assert (tmp_path / "fig" / name).stat().st_size > 10_000
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["steps"] == 8 and 0 <= summary["val_par_acc"] <= 1
+
+
+def test_batches_are_prefetched_only_where_a_core_is_free(monkeypatch):
+    from pmlm.train import batches
+
+    monkeypatch.setattr(batches.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(batches.torch, "get_num_threads", lambda: 2)
+    assert not batches.prefetch_pays(torch.device("cpu"))  # torch's threads fill both cores
+    monkeypatch.setattr(batches.torch, "get_num_threads", lambda: 1)
+    assert batches.prefetch_pays(torch.device("cpu"))
+    assert batches.prefetch_pays(torch.device("cuda"))  # the step runs on the device
+
+
+def test_prefetched_and_inline_batches_are_the_same(monkeypatch):
+    from pmlm.train import batches, setup
+    from pmlm.train.distributed import Dist
+
+    cfg = TrainConfig.preset("tiny", steps=3, max_documents=4)
+    d = Dist(rank=0, world=1, local_rank=0, owns_group=False)
+    corpus = batches.load_corpus(cfg, None, d)
+    streams = []
+    for pays in (True, False):
+        monkeypatch.setattr(setup, "prefetch_pays", lambda device, pays=pays: pays)
+        it = setup.train_batches(cfg, corpus, d, torch.device("cpu"), 0)
+        assert isinstance(it, batches.Prefetch) == pays
+        streams.append([next(it) for _ in range(3)])
+        if pays:
+            it.close()
+    for a, b in zip(*streams):
+        assert a.keys() == b.keys() and all(torch.equal(torch.as_tensor(a[k]), torch.as_tensor(b[k])) for k in a)

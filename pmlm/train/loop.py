@@ -11,7 +11,7 @@ every ``eval_every`` steps (:mod:`pmlm.train.evaluation`); a checkpoint is writt
 run ends by writing its model files and ``training.json`` (``save_pretrained``). The run lasts
 ``steps`` steps, or ``time_budget`` minutes, with the schedule on the elapsed fraction
 (:mod:`pmlm.train.budget`); the next batch is built in a background thread while a step runs
-(:class:`pmlm.train.batches.Prefetch`).
+where that pays (:func:`pmlm.train.batches.prefetch_pays`).
 
 Choices where the paper is silent, and why:
 
@@ -106,8 +106,7 @@ def _pretrain(cfg: TrainConfig, d: Dist, on_step: Callable | None, command: str 
     if d.world > 1:
         loss_module = nn.parallel.DistributedDataParallel(
             loss_module, device_ids=[device.index] if device.type == "cuda" else None)
-    loader = train_batches(cfg, corpus, d, device, micro)
-    batches = Prefetch(loader) if cfg.num_workers == 0 else iter(loader)  # the next batch built during a step
+    batches = train_batches(cfg, corpus, d, device, micro)
     evaluator = Evaluator(cfg, corpus, model, device, autocast) if d.main else None
     log = open_log(cfg, d, out, state, corpus, model)
 

@@ -26,7 +26,7 @@ from pmlm.checkpoint import CHECKPOINT_FILE, METRICS_FILE, checkpoint_tokenizer,
 from pmlm.data import Corpus, unigram_baseline, unigram_log_probs
 from pmlm.model import PMLMModel
 from pmlm.tokenizer import TOKENIZER_FILE, load_tokenizer, make_collator, save_tokenizer
-from pmlm.train.batches import BatchOrder, MicroBatches, load_corpus
+from pmlm.train.batches import BatchOrder, MicroBatches, Prefetch, load_corpus, prefetch_pays
 from pmlm.train.config import TrainConfig
 from pmlm.train.distributed import Dist
 from pmlm.train.optim import init_for_short_runs
@@ -51,16 +51,19 @@ def build_model(cfg: TrainConfig, d: Dist, out: Path, state: dict | None) -> tup
 
 
 def train_batches(cfg: TrainConfig, corpus: Corpus, d: Dist, device: torch.device, micro: int):
-    """The masked micro-batches from micro-step ``micro`` on (each a pure function of its index)."""
+    """An iterator of the masked micro-batches from micro-step ``micro`` on (each a pure function of
+    its index): DataLoader workers when ``num_workers`` > 0, else built in the loop's process, by a
+    :class:`~pmlm.train.batches.Prefetch` thread where that pays (:func:`~pmlm.train.batches.prefetch_pays`)."""
     collator = make_collator(corpus.tokenizer, objective=cfg.objective, factorization=cfg.factorization,
                              max_length=cfg.max_length, mask_ratio=cfg.mask_ratio, generator=torch.Generator())
     end = 2**62 if cfg.time_budget is not None else cfg.steps * cfg.grad_accum  # a budget ends by time
-    return torch.utils.data.DataLoader(
+    loader = torch.utils.data.DataLoader(
         MicroBatches(corpus.train, BatchOrder(corpus.train, cfg.batch_size, cfg.seed, d), collator,
                      cfg.seed, d.rank),
         sampler=range(micro, end), batch_size=None,
         num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
         generator=torch.Generator().manual_seed(cfg.seed))  # its own seed draw leaves torch's RNG alone
+    return Prefetch(loader) if cfg.num_workers == 0 and prefetch_pays(device) else iter(loader)
 
 
 def open_log(cfg: TrainConfig, d: Dist, out: Path, state: dict | None, corpus: Corpus,
