@@ -171,12 +171,13 @@ def par_by_step(out: Path, runs: Path | None = None) -> Path | None:
     from pmlm.pretrained import CHECKPOINTS_DIR, REFERENCE, REFERENCE_AE
 
     path = CHECKPOINTS_DIR / REFERENCE / "evaluation.json"
-    if not path.is_file() or "by_step" not in json.loads(path.read_text()):
+    by_step = json.loads(path.read_text()).get("by_step") if path.is_file() else None
+    if by_step is None:
         print(f"  (no {path}: export the reference model first, scripts/reference_model.py export)")
         return None
     twin_path = CHECKPOINTS_DIR / REFERENCE_AE / "evaluation.json"  # the AE-only twin, same batches
     twin = json.loads(twin_path.read_text()).get("by_step") if twin_path.is_file() else None
-    ax = viz.plot_accuracy_by_step(json.loads(path.read_text())["by_step"], twin=twin,
+    ax = viz.plot_accuracy_by_step(by_step, twin=twin,
                                    title="Reference model, held-out Austen: does a later step,\nwhich sees "
                                          "more originals, predict better?")
     return save(ax.figure, out / "par_by_step.png")

@@ -132,6 +132,11 @@ def demo_fill_ins_block() -> str:
     return "```\n" + "\n".join(s["fill_ins"]).strip("\n") + "\n```"
 
 
+# the held-out texts of a shipped model's evaluation.json (scripts/reference_model.py export)
+HELD_OUT = {"austen": "Austen validation chapters", "verses": "verses of the validation books (KJV and WEB)",
+            "reviews": "review sentences (sentiment validation split)"}
+
+
 def reference_block(name: str = "austen-tiny") -> str:
     """The reference model's recipe, compute and held-out numbers (its evaluation.json, training.json)."""
     directory = CHECKPOINTS / name
@@ -152,9 +157,7 @@ def reference_block(name: str = "austen-tiny") -> str:
              "", f"Made by `{tr.get('command') or 'python scripts/reference_model.py train'}`.", "",
              "| held-out text | examples | AE acc `[M]` | PAR acc `[M]` | unigram acc | AE bits/char | "
              "PAR bits/char | unigram bits/char | words: AE / PAR / unigram acc |", "|---|---|---|---|---|---|---|---|---|"]
-    names = {"austen": "Austen validation chapters", "verses": "verses of the validation books (KJV and WEB)",
-             "reviews": "review sentences (sentiment validation split)"}
-    for key, label in names.items():
+    for key, label in HELD_OUT.items():
         r = ev.get(key)
         if r:
             words = (f"{_f(r['val_ae_m_word_acc'])} / {_f(r['val_par_m_word_acc'])} / {_f(r['unigram_m_word_acc'])}"
@@ -185,9 +188,7 @@ def twin_block(name: str = "austen-tiny", twin: str = "austen-tiny-ae") -> str:
     if ref is None or other is None or tr is None or ref_tr is None:
         return (f"The AE-only twin `{twin}` has not been exported yet "
                 "(`python scripts/reference_model.py train --twin`, then `export --twin`).")
-    names = {"austen": "Austen validation chapters", "verses": "verses of the validation books",
-             "reviews": "review sentences (sentiment validation split)"}
-    texts = [k for k in names if ref.get(k) and other.get(k)]
+    texts = [k for k in HELD_OUT if ref.get(k) and other.get(k)]
     for k in texts:
         if ref[k]["val_m_tokens"] != other[k]["val_m_tokens"] or ref.get("masks_seed") != other.get("masks_seed"):
             raise ValueError(f"{name} and {twin} were not scored on the same masked tokens of {k}: "
@@ -204,7 +205,7 @@ def twin_block(name: str = "austen-tiny", twin: str = "austen-tiny-ae") -> str:
              "AE bits/char, AE-only | unigram acc | word pieces: AE+PAR / AE-only |", "|---|---|---|---|---|---|---|"]
     for key in texts:
         a, b = ref[key], other[key]
-        lines.append(f"| {names[key]} | {_f(a['val_ae_m_acc'])} | {_f(b['val_ae_m_acc'])} | {_f(a['val_ae_m_bpc'])} | "
+        lines.append(f"| {HELD_OUT[key]} | {_f(a['val_ae_m_acc'])} | {_f(b['val_ae_m_acc'])} | {_f(a['val_ae_m_bpc'])} | "
                      f"{_f(b['val_ae_m_bpc'])} | {_f(a['unigram_m_acc'])} | {_f(a.get('val_ae_m_word_acc'))} / "
                      f"{_f(b.get('val_ae_m_word_acc'))} |")
     a, b = ref.get("austen"), other.get("austen")

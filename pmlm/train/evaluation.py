@@ -56,8 +56,8 @@ def evaluate(model: PMLMModel, batches: list[dict[str, torch.Tensor]], device: t
     chars_of = piece_chars.cpu()
     words_of = None if is_word is None else is_word.cpu()
     word_guess = None if words_of is None else int(log_p.masked_fill(~words_of, -float("inf")).argmax())
-    sums = {name: MetricSums() for name in ("ae", "par", "ae_m", "par_m", "unigram_m",
-                                            "ae_m_word", "par_m_word", "unigram_m_word")}
+    sums = {name: MetricSums() for name in ("ae", "par", "ae_m", "par_m", "unigram_m")}
+    words = None if words_of is None else {name: MetricSums() for name in ("ae_m", "par_m", "unigram_m")}
     for batch in batches:
         batch = to_device(batch, device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
@@ -71,28 +71,25 @@ def evaluate(model: PMLMModel, batches: list[dict[str, torch.Tensor]], device: t
             sums[name].add(nats[keep], correct[keep], chars[keep])
         keep = is_ae & masked  # each [M] token once: the same tokens as the [M]-only PAR rows
         sums["unigram_m"].add(-log_p[labels[keep]], labels[keep] == guess, chars[keep])
-        if words_of is not None:
-            word = words_of[labels]  # (N,)
-            for name, rows_kept in (("ae_m_word", is_ae & masked & word), ("par_m_word", ~is_ae & masked & word)):
-                sums[name].add(nats[rows_kept], correct[rows_kept], chars[rows_kept])
-            keep = is_ae & masked & word
-            sums["unigram_m_word"].add(-log_p[labels[keep]], labels[keep] == word_guess, chars[keep])
+        if words is not None:
+            word = masked & words_of[labels]  # (N,): the [M]-only rows whose token is part of a word
+            for name, keep in (("ae_m", is_ae & word), ("par_m", ~is_ae & word)):
+                words[name].add(nats[keep], correct[keep], chars[keep])
+            keep = is_ae & word
+            words["unigram_m"].add(-log_p[labels[keep]], labels[keep] == word_guess, chars[keep])
     model.train(was_training)
     out = {}
     for name, s in sums.items():
-        if name.endswith("_word"):
-            if words_of is not None:
-                prefix = name if name.startswith("unigram") else f"val_{name}"
-                out[f"{prefix}_acc"] = s.result()["acc"]
-            continue
         r = s.result()
         prefix = name if name.startswith("unigram") else f"val_{name}"
         out[f"{prefix}_loss"], out[f"{prefix}_acc"] = r["loss"], r["acc"]
         if name != "ae" and name != "par":
             out[f"{prefix}_bpc"] = r["bpc"]
+    for name, s in (words or {}).items():
+        out[f"{name if name.startswith('unigram') else 'val_' + name}_word_acc"] = s.result()["acc"]
     out["val_m_tokens"] = sums["ae_m"].result()["count"]
-    if words_of is not None:
-        out["val_m_word_tokens"] = sums["ae_m_word"].result()["count"]
+    if words is not None:
+        out["val_m_word_tokens"] = words["ae_m"].result()["count"]
     return out
 
 
