@@ -35,6 +35,7 @@ import common
 def read_bundled_without_datasets() -> None:
     """Make ``pmlm.data.load_documents`` read the bundled corpus without ``datasets``."""
     import pmlm.data as data
+    import pmlm.data.corpus as corpus_module
 
     original = data.load_documents
 
@@ -47,7 +48,7 @@ def read_bundled_without_datasets() -> None:
         keys = [tuple(r[c] for c in ((doc_column,) if doc_column else ("book", "chapter"))) for r in rows]
         return data.group_rows(texts, keys), "bundled Jane Austen novels (read without datasets)"
 
-    data.load_documents = load_documents
+    corpus_module.load_documents = load_documents
 
 
 def flops_per_step(cfg, vocab_size: int, device: str) -> tuple[int, int]:

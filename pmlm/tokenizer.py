@@ -103,7 +103,7 @@ def special_ids(tok: Tokenizer) -> dict[str, int]:
     bert = tok.token_to_id("[SOS]") is None and tok.token_to_id("[CLS]") is not None
     out = {}
     for key, token in SPECIAL_KEYS.items():
-        if bert and key in BERT_ROLES:
+        if bert and key in BERT_ROLES and not (key == "pseudo" and tok.token_to_id("[P]") is not None):
             token = BERT_ROLES[key]
         idx = tok.token_to_id(token)
         if idx is None:
@@ -111,6 +111,47 @@ def special_ids(tok: Tokenizer) -> dict[str, int]:
                              "(train one with pmlm.tokenizer.train_tokenizer)")
         out[key] = idx
     return out
+
+
+def bert_tokenizer(vocab: str | Path, lowercase: bool = True, pseudo_mask: str | None = None) -> Tokenizer:
+    """BERT's WordPiece from a ``vocab.txt`` (ids = line numbers), with ``[CLS] a [SEP]`` templates.
+
+    ``pseudo_mask``: a piece of the vocabulary renamed ``[P]`` (its id kept), so that pre-training
+    has a pseudo mask apart from ``[MASK]`` (:func:`bert_pretraining_tokenizer`).
+    """
+    path = Path(vocab)
+    if not path.is_file():
+        raise ValueError(f"no vocabulary at {path}: download the model's -vocab.txt")
+    pieces = path.read_text(encoding="utf-8").rstrip("\n").split("\n")  # one piece a line, as BERT reads it
+    if pseudo_mask is not None:
+        if pseudo_mask not in pieces:
+            raise ValueError(f"{path} has no piece {pseudo_mask!r} to serve as the pseudo mask [P]")
+        pieces[pieces.index(pseudo_mask)] = "[P]"
+    vocab_ids = {p: i for i, p in enumerate(pieces)}
+    missing = [t for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]") if t not in vocab_ids]
+    if missing:
+        raise ValueError(f"{path} lacks the BERT special tokens {missing}")
+    tok = Tokenizer(models.WordPiece(vocab_ids, unk_token="[UNK]", max_input_chars_per_word=100))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase, strip_accents=lowercase)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    tok.add_special_tokens(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + (["[P]"] if pseudo_mask else []))
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", vocab_ids["[CLS]"]), ("[SEP]", vocab_ids["[SEP]"])])
+    return tok
+
+
+
+
+def bert_pretraining_tokenizer(vocab: str | Path) -> Tokenizer:
+    """BERT's uncased ``vocab.txt`` (30,522 pieces, the paper's, section 4.1) for pre-training.
+
+    BERT has one ``[MASK]``; PMLM needs a pseudo mask apart from it (section 3.2). Its first unused
+    slot ``[unused0]`` (id 1) becomes ``[P]``: no text ever maps to it, and every other id stays
+    BERT's, so the published checkpoints' embeddings line up with it.
+    """
+    return bert_tokenizer(vocab, lowercase=True, pseudo_mask="[unused0]")
 
 
 def save_tokenizer(tok: Tokenizer, path: str | Path) -> Path:

@@ -50,11 +50,12 @@ import re
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+from tokenizers import Tokenizer
 
 from pmlm.config import PMLMConfig
 from pmlm.model import PMLMModel
 from pmlm.model_files import load_weights, read_tensors
+from pmlm.tokenizer import bert_tokenizer  # noqa: F401  (pmlm.unilmv2.bert_tokenizer, as before)
 
 IGNORED = re.compile(r"^(bert\.pooler\..*|cls\.seq_relationship\..*|cls\.predictions\.decoder(\.weight|_weight)"
                      r"|bert\.embeddings\.position_ids)$")
@@ -146,27 +147,6 @@ def convert_state_dict(state: dict[str, torch.Tensor], config: PMLMConfig) -> di
             raise ValueError(f"unknown keys in layer {i}: {sorted('attention.self.' + e for e in extra)}")
         out[f"layers.{i}.attention.qkv.weight"], out[f"layers.{i}.attention.qkv.bias"] = weight, bias
     return out
-
-
-def bert_tokenizer(vocab: str | Path, lowercase: bool = True) -> Tokenizer:
-    """BERT's WordPiece from a ``vocab.txt`` (ids = line numbers), with ``[CLS] a [SEP]`` templates."""
-    path = Path(vocab)
-    if not path.is_file():
-        raise ValueError(f"no vocabulary at {path}: download the model's -vocab.txt")
-    pieces = path.read_text(encoding="utf-8").rstrip("\n").split("\n")  # one piece a line, as BERT reads it
-    vocab_ids = {p: i for i, p in enumerate(pieces)}
-    missing = [t for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]") if t not in vocab_ids]
-    if missing:
-        raise ValueError(f"{path} lacks the BERT special tokens {missing}")
-    tok = Tokenizer(models.WordPiece(vocab_ids, unk_token="[UNK]", max_input_chars_per_word=100))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase, strip_accents=lowercase)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.decoder = decoders.WordPiece()
-    tok.add_special_tokens(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", vocab_ids["[CLS]"]), ("[SEP]", vocab_ids["[SEP]"])])
-    return tok
 
 
 def read_state(checkpoint: str | Path) -> dict[str, torch.Tensor]:

@@ -181,7 +181,7 @@ def test_prepare_corpus_trains_the_tokenizer_on_the_training_split_only(tmp_path
         seen.extend(texts)
         return train_tokenizer(texts, vocab_size)
 
-    monkeypatch.setattr(pmlm.data, "train_tokenizer", spy)
+    monkeypatch.setattr(pmlm.data.corpus, "train_tokenizer", spy)
     for i, doc in enumerate(austen_docs[:8]):
         (tmp_path / f"c{i}.txt").write_text("\n\n".join(doc))
     corpus = prepare_corpus(str(tmp_path), val_fraction=0.2, vocab_size=3000, max_length=64)
