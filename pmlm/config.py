@@ -3,7 +3,8 @@
 The paper's BASE model (section 4.1, Table 7) is a 12-layer BERT-style encoder with hidden size
 768, 12 heads, FFN 3072, a 30,522-entry uncased WordPiece vocabulary, 512 positions and a T5-style
 relative position bias (max distance 128) shared by all layers. The presets below shrink it so that
-a CPU (`tiny`) or one GPU (`small`) trains one in minutes; `base` is the paper's size.
+a CPU (`tiny`) or one GPU (`small`) trains one in minutes; `base` is the paper's size and `large`
+BERT-LARGE's (24 layers, hidden 1024, 16 heads, FFN 4096), the size of the released LARGE model.
 
 Shape legend used across the package: B batch, n context length, L length with the appended
 pseudo masks and original copies, H hidden size, V vocabulary size, h heads, d head size.
@@ -78,7 +79,7 @@ class PMLMConfig:
 
     @classmethod
     def preset(cls, name: str, **overrides) -> "PMLMConfig":
-        """A named size (`tiny`, `small`, `base`) with optional field overrides."""
+        """A named size (`tiny`, `small`, `base`, `large`) with optional field overrides."""
         if name not in PRESETS:
             raise ValueError(f"unknown model preset {name!r}; choose one of {sorted(PRESETS)}")
         return replace(PRESETS[name], **overrides)
@@ -95,4 +96,9 @@ PRESETS: dict[str, PMLMConfig] = {
     # The paper's BASE model (section 4.1), for reference; needs the paper's compute.
     "base": PMLMConfig(vocab_size=30522, hidden_size=768, num_layers=12, num_heads=12,
                        intermediate_size=3072, max_positions=512),
+    # BERT-LARGE's size (FFN 4 H = 4096), as microsoft/unilm released unilm2-large-uncased
+    # ("24-layer, 1024-hidden, 16-heads, 340M parameters", s2s-ft README); the paper's section 4.1
+    # describes BASE only.
+    "large": PMLMConfig(vocab_size=30522, hidden_size=1024, num_layers=24, num_heads=16,
+                        intermediate_size=4096, max_positions=512),
 }

@@ -33,7 +33,8 @@ def holder(path: str | Path) -> int | None:
 
 @contextlib.contextmanager
 def hold(path: str | Path, what: str):
-    """Hold the lock at ``path`` for the block; a ValueError naming the holder if it is taken."""
+    """Hold the lock at ``path`` for the block (which gets its file descriptor: a forked child
+    should close it, or it holds the lock too); a ValueError naming the holder if it is taken."""
     path = Path(path)
     f = open(path, "a+")
     try:
@@ -49,7 +50,7 @@ def hold(path: str | Path, what: str):
         f.truncate()
         f.write(str(os.getpid()))
         f.flush()
-        yield
+        yield f.fileno()
     finally:
         with contextlib.suppress(OSError):
             path.unlink()

@@ -31,6 +31,7 @@ class Corpus:
     train_documents: list[list[str]] | None
     validation_documents: list[list[str]] | None
     description: str
+    fingerprint: str | None = None  # a prepared directory's identity (its shards' hashes); None in memory
 
 
 def task_training_documents(sentences_per_document: int = 20) -> list[list[str]]:

@@ -244,4 +244,11 @@ def open_prepared(directory: str | Path, max_length: int, tokenizer: Tokenizer |
             raise ValueError(f"{root}: the {name} split holds no example of max_length {max_length}; "
                              "give more text")
     desc = f"prepared {root} ({', '.join(s['description'] for s in sources)})"
-    return Corpus(own, train, val, None, None, desc)
+    return Corpus(own, train, val, None, None, desc, fingerprint(manifest))
+
+
+def fingerprint(manifest: dict) -> str:
+    """A prepared corpus's identity: SHA-256 of its shards' file hashes and its sources' weights."""
+    key = [[f["sha256"] for sh in manifest["splits"][split]["shards"] for f in sh["files"].values()]
+           for split in SPLITS] + [[s["weight"] for s in manifest["sources"]]]
+    return hashlib.sha256(json.dumps(key).encode()).hexdigest()

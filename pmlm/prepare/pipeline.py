@@ -137,7 +137,7 @@ def sample_paragraphs(sources: list[Source], counts: list[dict], sample_chars: f
                 yield from doc
 
 
-def batches(docs, held: set[int], start: int):
+def batches(docs, held: set[int], start: int, batch_chars: int = BATCH_CHARS):
     """``[(paragraphs, held_out), ...]`` batches of documents ``start``, ``start + 1``, ...; each
     batch also gives the index of the document after it."""
     batch, chars, i = [], 0, start
@@ -145,7 +145,7 @@ def batches(docs, held: set[int], start: int):
         batch.append((doc, i in held))
         chars += document_chars(doc)
         i += 1
-        if chars >= BATCH_CHARS or len(batch) >= BATCH_DOCS:
+        if chars >= batch_chars or len(batch) >= BATCH_DOCS:
             yield batch, i
             batch, chars = [], 0
     if batch:
@@ -185,11 +185,12 @@ def prepare(sources: list[str | None | Source], out: str | Path, *, weights: lis
                            max_lengths=list(lengths), shard_tokens=shard_tokens, max_documents=max_documents)
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
-    with hold(root / LOCK, "prepare"):
-        return _prepare(root, srcs, settings, workers or free_cores(), progress, command)
+    with hold(root / LOCK, "prepare") as lock_fd:
+        return _prepare(root, srcs, settings, workers or free_cores(), progress, command, lock_fd)
 
 
-def _prepare(root: Path, sources: list[Source], settings: dict, workers: int, show: bool, command) -> Path:
+def _prepare(root: Path, sources: list[Source], settings: dict, workers: int, show: bool, command,
+             lock_fd: int = -1) -> Path:
     if (root / MANIFEST).is_file():
         done = json.loads((root / MANIFEST).read_text())
         if done.get("settings") == settings:
@@ -215,7 +216,7 @@ def _prepare(root: Path, sources: list[Source], settings: dict, workers: int, sh
                  "sources": [{k: c[k] for k in ("documents", "characters")} for c in counts]}
         write_atomic(root / PROGRESS, json.dumps(state, indent=1).encode())
     tok = load_tokenizer(root / TOKENIZER_FILE)
-    encode_pass(root, sources, state, tok, workers, show)
+    encode_pass(root, sources, state, tok, workers, show, lock_fd)
     write_manifest(root, sources, state, tok, time.time() - t0)
     (root / PROGRESS).unlink()
     return root
@@ -248,11 +249,13 @@ def stream_batches(root: Path, sources: list[Source], settings: dict, position: 
         start = position[1] if s == position[0] else 0
         held = set(np.load(root / f"held-out-{s}.npy").tolist())
         docs = islice(units(sources[s], settings["val_fraction"], settings["max_documents"]), start, None)
-        for batch, after in batches(docs, held, start):
+        # a shard's worth of text is about 4 characters a token: several batches a shard at least
+        for batch, after in batches(docs, held, start, min(BATCH_CHARS, settings["shard_tokens"])):
             yield s, batch, after
 
 
-def encode_pass(root: Path, sources: list[Source], state: dict, tok, workers: int, show: bool) -> None:
+def encode_pass(root: Path, sources: list[Source], state: dict, tok, workers: int, show: bool,
+                lock_fd: int = -1) -> None:
     """Pass 3: encode from the recorded position on, a segment at a time."""
     settings, segments = state["settings"], state["segments"]
     lengths = tuple(settings["max_lengths"])
@@ -264,7 +267,7 @@ def encode_pass(root: Path, sources: list[Source], state: dict, tok, workers: in
     pool = None
     if workers > 1:
         pool = multiprocessing.get_context("fork").Pool(workers, initializer=worker_init,
-                                                        initargs=(tok.to_str(), lengths))
+                                                        initargs=(tok.to_str(), lengths, lock_fd))
     else:
         encode_module.init(tok.to_str(), lengths)
     pause = float(os.environ.get("PMLM_PREPARE_TEST_PAUSE", 0))  # the fault tests' window to kill a segment
@@ -320,7 +323,17 @@ def encode_pass(root: Path, sources: list[Source], state: dict, tok, workers: in
             pool.terminate()
 
 
-def worker_init(tok_json: str, lengths) -> None:
+def worker_init(tok_json: str, lengths, lock_fd: int = -1) -> None:
+    """A worker: the lock stays its parent's alone, and the worker ends when its parent does."""
+    if lock_fd >= 0:
+        os.close(lock_fd)  # a killed prepare's lock must go with it, not live on in its workers
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError):
+        pass
     os.environ["TOKENIZERS_PARALLELISM"] = "false"  # the workers are the parallelism
     encode_module.init(tok_json, lengths)
 

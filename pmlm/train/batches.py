@@ -26,34 +26,63 @@ import torch
 from tokenizers import Tokenizer
 
 from pmlm.data import Corpus, PackedDataset, prepare_corpus
+from pmlm.data.shards import open_prepared
 from pmlm.train.config import TrainConfig
 from pmlm.train.distributed import Dist, rank0_decides
 
 
 class BatchOrder:
-    """Example indices of global micro-step m for this rank: epochs of a DistributedSampler.
+    """Example indices of global micro-step m for this rank: epochs of DistributedSampler's order.
 
-    Micro-step m lies in epoch ``m // per_epoch``; the sampler shuffles each epoch with
-    ``seed + epoch``, so any micro-step is found again after a restart without replaying the data.
+    Micro-step m lies in epoch ``m // per_epoch``; each epoch is ``torch.randperm`` seeded with
+    ``seed + epoch``, cut to a multiple of the world size, and rank r takes every world-th index from
+    r on, exactly as ``torch.utils.data.DistributedSampler(shuffle=True, drop_last=True)`` (tested):
+    so any micro-step is found again after a restart without replaying the data, the ranks' parts
+    of a global batch are disjoint, and with the same global batch (``batch_size x world``) one
+    process and several see the same examples. The epoch is kept as one int64 tensor (8 bytes an
+    example), never as a Python list.
     """
 
-    def __init__(self, dataset: PackedDataset, batch_size: int, seed: int, d: Dist) -> None:
-        self.sampler = torch.utils.data.DistributedSampler(
-            dataset, num_replicas=d.world, rank=d.rank, shuffle=True, seed=seed, drop_last=True)
+    def __init__(self, dataset, batch_size: int, seed: int, d: Dist) -> None:
+        self.n, self.world, self.rank, self.seed = len(dataset), d.world, d.rank, seed
+        self.per_rank = self.n // self.world  # DistributedSampler's num_samples with drop_last
         self.batch_size = batch_size
-        self.per_epoch = len(self.sampler) // batch_size
+        self.per_epoch = self.per_rank // batch_size
         if self.per_epoch == 0:
-            raise ValueError(f"the training split has {len(dataset)} examples, fewer than one batch "
+            raise ValueError(f"the training split has {self.n} examples, fewer than one batch "
                              f"of {batch_size} per process x {d.world} process(es); give more text "
                              "or lower --batch-size")
-        self._epoch, self._indices = -1, []
+        self._epoch, self._order = -1, None
+
+    def position(self, m: int) -> dict:
+        """Where micro-step m reads: its epoch, and the global examples consumed before it."""
+        epoch, k = divmod(m, self.per_epoch)
+        return {"micro_step": m, "epoch": epoch, "batch_in_epoch": k,
+                "examples_consumed": m * self.batch_size * self.world}
 
     def __call__(self, m: int) -> list[int]:
         epoch, k = divmod(m, self.per_epoch)
         if epoch != self._epoch:
-            self.sampler.set_epoch(epoch)
-            self._epoch, self._indices = epoch, list(self.sampler)
-        return self._indices[k * self.batch_size:(k + 1) * self.batch_size]
+            g = torch.Generator().manual_seed(self.seed + epoch)
+            perm = torch.randperm(self.n, generator=g)  # (n,) int64
+            self._epoch, self._order = epoch, perm[self.rank:self.per_rank * self.world:self.world]  # (per_rank,)
+        return self._order[k * self.batch_size:(k + 1) * self.batch_size].tolist()
+
+
+def data_position(corpus: Corpus, cfg: TrainConfig, d: Dist, micro: int) -> dict:
+    """What a checkpoint keeps of the data: the micro-step to read next, and the corpus it reads."""
+    per_epoch = len(corpus.train) // d.world // cfg.batch_size
+    return {"micro_step": micro, "epoch": micro // per_epoch, "examples_consumed": micro * cfg.batch_size * d.world,
+            "data": cfg.data, "fingerprint": corpus.fingerprint}
+
+
+def check_same_data(state: dict, corpus: Corpus) -> None:
+    """Refuse to resume a run on a prepared corpus other than its checkpoint's."""
+    saved = (state.get("data") or {}).get("fingerprint")
+    if saved != corpus.fingerprint:
+        raise ValueError(f"cannot resume: the checkpoint read another corpus ({(saved or 'in memory')[:12]}) "
+                         f"than {corpus.description} ({(corpus.fingerprint or 'in memory')[:12]}); "
+                         "resume with the --data it was trained on")
 
 
 def mask_seed(seed: int, rank: int, micro: int) -> int:
@@ -88,9 +117,13 @@ def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str,
 def load_corpus(cfg: TrainConfig, tok, d: Dist) -> Corpus:
     """The packed corpus on every rank, with one tokenizer.
 
-    Without a given tokenizer, rank 0 trains it once and sends it to the others, or sends its
-    error so that every rank stops with the same message instead of waiting forever.
+    A prepared directory (``cfg.data``) is mapped by every rank on its own: nothing is read into
+    memory. Otherwise, without a given tokenizer, rank 0 trains it once and sends it to the others,
+    or sends its error so that every rank stops with the same message instead of waiting forever.
     """
+    if cfg.data is not None:
+        return open_prepared(cfg.data, cfg.max_length, tok, cfg.seed)
+
     def prepare(tokenizer):
         return prepare_corpus(cfg.dataset, text_column=cfg.text_column, doc_column=cfg.doc_column,
                               val_fraction=cfg.val_fraction, seed=cfg.seed, max_length=cfg.max_length,

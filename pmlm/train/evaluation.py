@@ -99,8 +99,10 @@ class Evaluator:
     def __init__(self, cfg: TrainConfig, corpus: Corpus, model: PMLMModel, device: torch.device,
                  autocast: bool) -> None:
         tok = corpus.tokenizer
-        self.batches = fixed_batches(tok, corpus.validation.examples[:cfg.eval_examples], seed=cfg.seed + 12345,
-                                     batch_size=cfg.batch_size, factorization=cfg.factorization)
+        val = corpus.validation
+        examples = [val[i] for i in range(min(cfg.eval_examples, len(val)))]
+        self.batches = fixed_batches(tok, examples, seed=cfg.seed + 12345, batch_size=cfg.batch_size,
+                                     factorization=cfg.factorization)
         self.model, self.device, self.autocast = model, device, autocast
         self.kw = scoring_inputs(tok, unigram_log_probs(corpus))
 

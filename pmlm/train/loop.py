@@ -36,7 +36,7 @@ from torch import nn
 from pmlm.allocator import keep_freed_memory
 from pmlm.checkpoint import CHECKPOINT_FILE, read_checkpoint, save_checkpoint
 from pmlm.model import PMLMModel
-from pmlm.train.batches import Prefetch, to_device
+from pmlm.train.batches import Prefetch, data_position, to_device
 from pmlm.train.budget import Budget, accumulation
 from pmlm.train.config import TrainConfig
 from pmlm.train.distributed import Dist, init_distributed, pick_device, rank0_decides
@@ -120,7 +120,8 @@ def _pretrain(cfg: TrainConfig, d: Dist, on_step: Callable | None, command: str 
                              "scheduler": scheduler.state_dict(), "step": step, "micro_step": micro,
                              "rng": rngs, "model_config": model.config.to_dict(),
                              "train_config": cfg.to_dict(), "tokenizer": tok.to_str(),
-                             "world_size": d.world, "budget": budget.state()}, out / CHECKPOINT_FILE)
+                             "world_size": d.world, "budget": budget.state(),
+                             "data": data_position(corpus, cfg, d, micro)}, out / CHECKPOINT_FILE)
 
     costs = {"eval": 0.0, "save": 0.0}  # seconds of the last evaluation and checkpoint: the reserve
 

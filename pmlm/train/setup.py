@@ -26,11 +26,13 @@ from pmlm.checkpoint import CHECKPOINT_FILE, METRICS_FILE, checkpoint_tokenizer,
 from pmlm.data import Corpus, unigram_baseline, unigram_log_probs
 from pmlm.model import PMLMModel
 from pmlm.tokenizer import TOKENIZER_FILE, load_tokenizer, make_collator, save_tokenizer
-from pmlm.train.batches import BatchOrder, MicroBatches, Prefetch, load_corpus, prefetch_pays
+from pmlm.train.batches import (BatchOrder, MicroBatches, Prefetch, check_same_data, load_corpus,
+                                prefetch_pays)
 from pmlm.train.config import TrainConfig
 from pmlm.train.distributed import Dist
 from pmlm.train.optim import init_for_short_runs
-from pmlm.train.run_dir import MetricsLog, set_rng_state, truncate_metrics
+from pmlm.train.loggers import Sinks, open_sinks
+from pmlm.train.run_dir import set_rng_state, truncate_metrics
 
 
 def build_model(cfg: TrainConfig, d: Dist, out: Path, state: dict | None) -> tuple[Corpus, PMLMModel]:
@@ -41,6 +43,8 @@ def build_model(cfg: TrainConfig, d: Dist, out: Path, state: dict | None) -> tup
     elif cfg.tokenizer is not None:
         tok = load_tokenizer(cfg.tokenizer)
     corpus = load_corpus(cfg, tok, d)
+    if state is not None and ("data" in state or corpus.fingerprint is not None):
+        check_same_data(state, corpus)
     torch.manual_seed(cfg.seed)  # the same init on every rank (DDP also broadcasts rank 0's)
     model = PMLMModel(cfg.model_config(corpus.tokenizer.get_vocab_size()))
     if cfg.init == "fast":
@@ -67,15 +71,16 @@ def train_batches(cfg: TrainConfig, corpus: Corpus, d: Dist, device: torch.devic
 
 
 def open_log(cfg: TrainConfig, d: Dist, out: Path, state: dict | None, corpus: Corpus,
-             model: PMLMModel) -> MetricsLog:
-    """The metrics log (truncated to the checkpoint on resume) and, on rank 0, the tokenizer file."""
+             model: PMLMModel) -> Sinks:
+    """The metrics log (truncated to the checkpoint on resume; also TensorBoard, W&B with --logger) and,
+    on rank 0, the tokenizer file."""
     if d.main:
         out.mkdir(parents=True, exist_ok=True)
         if state is not None:
             truncate_metrics(out / METRICS_FILE, int(state["step"]))
         elif cfg.overwrite:  # a fresh run: no stale checkpoint may outlive the metrics it matched
             (out / CHECKPOINT_FILE).unlink(missing_ok=True)
-    log = MetricsLog(out / METRICS_FILE, d.main, fresh=state is None)
+    log = open_sinks(cfg, out, d.main, resumed_at=None if state is None else int(state["step"]))
     if d.main:
         tok = corpus.tokenizer
         save_tokenizer(tok, out / TOKENIZER_FILE)
