@@ -29,6 +29,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from pmlm.report_tables import data_scale_block
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
 CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
@@ -412,6 +414,7 @@ BLOCKS: dict[str, Callable[[], str]] = {"demo": demo_block, "demo-fill-ins": dem
                                         "reference-twin": twin_block,
                                         "course-tasks": course_tasks_block, "finetune": finetune_block,
                                         "ablation": ablation_block, "decoding": decoding_block,
+                                        "data-scale": data_scale_block,
                                         "finetune-summary": lambda: summary_lines(finetune_block()),
                                         "ablation-summary": lambda: summary_lines(ablation_block())}
 DOCUMENTS = [ROOT / "README.md", ROOT / "docs" / "training.md", ROOT / "docs" / "teaching.md",

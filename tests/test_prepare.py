@@ -223,3 +223,39 @@ def test_blend_weights_repeat_and_subsample_sources(chapters, tmp_path):
     second = {tuple(base[i]) for i in range(*ranges[1])}
     tail = items[2 * n0:]
     assert len(set(tail)) == len(tail) and set(tail) <= second  # weight 0.5: a subset, no repeats
+
+
+def test_a_corrupt_shard_fails_verify_with_one_line(prepared, tmp_path):
+    import shutil
+
+    copy = tmp_path / "corrupt"
+    shutil.copytree(prepared, copy)
+    shard = sorted(copy.glob("train-*.bin"))[0]
+    data = bytearray(shard.read_bytes())
+    data[100] ^= 0xFF  # same size, other bytes
+    shard.write_bytes(bytes(data))
+    ok = run_prepare(["--verify", "--out", str(prepared)])
+    assert ok.returncode == 0 and "matches" in ok.stdout
+    bad = run_prepare(["--verify", "--out", str(copy)])
+    assert bad.returncode != 0 and "SHA-256" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_a_saved_dataset_and_a_bert_vocabulary(tmp_path):
+    import datasets
+
+    from pmlm.tokenizer import special_ids
+
+    docs, _ = load_documents()
+    rows = [{"text": p, "doc": i} for i, d in enumerate(docs[:6]) for p in d]
+    datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "saved"))
+    words = sorted({w.lower().strip(".,;:!?\"'()") for d in docs[:6] for p in d for w in p.split()} - {""})
+    pieces = ["[PAD]", "[unused0]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *".,;:!?\"'()-", *words[:3000]]
+    (tmp_path / "vocab.txt").write_text("\n".join(pieces) + "\n")
+    out = tmp_path / "p"
+    prepare([str(tmp_path / "saved")], out, doc_column="doc", tokenizer=str(tmp_path / "vocab.txt"),
+            max_lengths=(64,), progress=False, workers=1)
+    corpus = open_prepared(out, 64)
+    ids = special_ids(corpus.tokenizer)
+    assert ids["pseudo"] == 1 and ids["mask"] == 5 and ids["sos"] == 3 and ids["eos"] == 4  # BERT's ids kept
+    memory = prepare_corpus(str(tmp_path / "saved"), doc_column="doc", max_length=64, tokenizer=corpus.tokenizer)
+    assert [corpus.train[i] for i in range(len(corpus.train))] == memory.train.examples

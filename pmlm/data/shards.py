@@ -40,6 +40,7 @@ Choices, and why:
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import os
@@ -135,21 +136,24 @@ class PreparedSplit(torch.utils.data.Dataset):
         self.shards = [s for s in manifest["splits"][split]["shards"] if s["examples"][str(max_length)] > 0]
         self.root, self.max_length = root, max_length
         counts = [s["examples"][str(max_length)] for s in self.shards]
-        self.starts = np.cumsum([0, *counts])  # (shards + 1,) first example of each shard
-        self.tokens = [np.memmap(root / f"{s['name']}.bin", dtype=self.dtype, mode="r", shape=(s["tokens"],))
+        self.starts = [0, *np.cumsum(counts).tolist()]  # first example of each shard, and the end
+        # np.asarray: plain arrays over the same mapped pages (slicing a np.memmap costs more)
+        self.tokens = [np.asarray(np.memmap(root / f"{s['name']}.bin", dtype=self.dtype, mode="r", shape=(s["tokens"],)))
                        for s in self.shards]
-        self.spans = [np.load(root / f"{s['name']}.examples-{max_length}.npy", mmap_mode="r") for s in self.shards]
+        self.spans = [np.asarray(np.load(root / f"{s['name']}.examples-{max_length}.npy", mmap_mode="r"))
+                      for s in self.shards]
 
     def __len__(self) -> int:
-        return int(self.starts[-1])
+        return self.starts[-1]
 
     def __getitem__(self, i: int) -> list[int]:
         if not 0 <= i < len(self):
             raise IndexError(f"example {i} of {len(self)}")
-        k = int(np.searchsorted(self.starts, i, side="right")) - 1  # the shard holding example i
-        start, split, end = (int(x) for x in self.spans[k][i - self.starts[k]])
-        tokens = self.tokens[k]
-        return [self.sos, *tokens[start:split].tolist(), self.eos, *tokens[split:end].tolist(), self.eos]
+        k = bisect.bisect_right(self.starts, i) - 1  # the shard holding example i
+        start, split, end = self.spans[k][i - self.starts[k]].tolist()
+        text = self.tokens[k][start:end].tolist()  # one read of the example's tokens
+        cut = split - start
+        return [self.sos, *text[:cut], self.eos, *text[cut:], self.eos]
 
     def num_tokens(self) -> int:
         """Tokens in all examples, special tokens included (as :class:`PackedDataset` counts)."""

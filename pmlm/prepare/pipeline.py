@@ -43,6 +43,7 @@ from pmlm.data.shards import (FORMAT, LOCK, MANIFEST, PROGRESS, VERSION, SPLITS,
 from pmlm.data.sources import describe, iter_documents
 from pmlm.data.split import document_chars, single_document_parts, validation_indices
 from pmlm.locks import hold
+from pmlm.machine import free_cores  # noqa: F401  (re-exported by pmlm.prepare)
 from pmlm.prepare import encode as encode_module
 from pmlm.prepare.writer import ShardWriter
 from pmlm.tokenizer import TOKENIZER_FILE, load_tokenizer, save_tokenizer, train_tokenizer
@@ -59,16 +60,6 @@ class Source:
     weight: float = 1.0  # its examples are seen ``weight`` times an epoch on average (pmlm.data.shards.Blend)
     text_column: str | None = None
     doc_column: str | None = None
-
-
-def free_cores() -> int:
-    """Cores this process may use that other processes are not busy on (at least 1)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    try:
-        load = os.getloadavg()[0]
-    except OSError:
-        load = 0.0
-    return max(1, min(cores, round(cores - load)))
 
 
 def units(source: Source, val_fraction: float, max_documents: int | None):
@@ -204,20 +195,24 @@ def _prepare(root: Path, sources: list[Source], settings: dict, workers: int, sh
     if state is not None and state["settings"] != settings:
         raise ValueError(f"{root} holds an unfinished prepare with other settings; run its own command "
                          f"({state.get('command')}) to finish it, or choose another --out")
-    t0 = time.time()
     if state is None:
+        t0 = time.time()
         counts = count_pass(sources, settings["val_fraction"], settings["seed"], settings["max_documents"], show)
         for s, c in enumerate(counts):
             save_npy(root / f"held-out-{s}.npy", c["validation"])
+        t1 = time.time()
         tok = choose_tokenizer(sources, counts, settings, show)
         save_tokenizer(tok, root / TOKENIZER_FILE)
         state = {"format": FORMAT, "version": VERSION, "settings": settings, "command": command,
                  "tokenizer_sha256": tokenizer_hash(tok), "segments": [],
-                 "sources": [{k: c[k] for k in ("documents", "characters")} for c in counts]}
+                 "sources": [{k: c[k] for k in ("documents", "characters")} for c in counts],
+                 "seconds": {"count": round(t1 - t0, 2), "tokenizer": round(time.time() - t1, 2), "encode": 0.0}}
         write_atomic(root / PROGRESS, json.dumps(state, indent=1).encode())
     tok = load_tokenizer(root / TOKENIZER_FILE)
+    t2, state["workers"] = time.time(), workers
     encode_pass(root, sources, state, tok, workers, show, lock_fd)
-    write_manifest(root, sources, state, tok, time.time() - t0)
+    state["seconds"]["encode"] = round(state["seconds"]["encode"] + time.time() - t2, 2)  # this process's share
+    write_manifest(root, sources, state, tok)
     (root / PROGRESS).unlink()
     return root
 
@@ -346,7 +341,7 @@ def finish_segment(root: Path, state: dict, writers: dict, nxt: list[int], per_s
     write_atomic(root / PROGRESS, json.dumps(state, indent=1).encode())
 
 
-def write_manifest(root: Path, sources: list[Source], state: dict, tok, seconds: float) -> None:
+def write_manifest(root: Path, sources: list[Source], state: dict, tok) -> None:
     import pmlm
 
     settings, segs = state["settings"], state["segments"]
@@ -374,5 +369,5 @@ def write_manifest(root: Path, sources: list[Source], state: dict, tok, seconds:
                 "settings": settings, "tokenizer_sha256": state["tokenizer_sha256"],
                 "vocab_size": tok.get_vocab_size(), "dtype": token_dtype(tok.get_vocab_size()).name,
                 "max_lengths": lengths, "sources": source_records, "splits": splits,
-                "seconds": round(seconds, 2)}
+                "seconds": state["seconds"], "workers": state.get("workers")}
     write_atomic(root / MANIFEST, json.dumps(manifest, indent=1).encode())
