@@ -218,10 +218,19 @@ def finetune_both(model, tok, splits: dict, preset: AblationPreset, seed: int, d
 
 # ---------------------------------------------------------------------------------- reporting
 
-def read_results(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+def read_results(path: Path, *, repair: bool = False) -> list[dict]:
+    """The rows of a results file; a torn last line (a run killed while writing it) is skipped with a
+    warning, and with ``repair`` cut from the file (:func:`pmlm.reports.read_jsonl`)."""
+    from pmlm.reports import read_jsonl
+
+    return read_jsonl(path, repair=repair)
+
+
+def append_result(path: Path, row: dict) -> None:
+    """Add ``row`` as one line of ``path``, on a line of its own whatever the file ended with."""
+    newline = path.is_file() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
+    with open(path, "a") as f:
+        f.write(("\n" if newline else "") + json.dumps(row) + "\n")
 
 
 def summarize(rows: list[dict]) -> list[dict]:
@@ -388,7 +397,7 @@ def run(preset_name: str = "cpu", out_dir: str | Path = "runs/ablation", *, seed
         raise ValueError(f"{out} holds results of other settings {settings_file.read_text()}; "
                          "use another --out or --fresh")
     settings_file.write_text(json.dumps(settings))
-    earlier = read_results(results)
+    earlier = read_results(results, repair=True)  # a torn last line: warned about, cut, run again
     other = [r for r in earlier if r.get("preset") != preset_name or r.get("rel_pos", True) != rel_pos]
     if other:
         raise ValueError(f"{results} holds runs of other settings (preset {other[0].get('preset')!r}, rel_pos "
@@ -421,8 +430,7 @@ def run(preset_name: str = "cpu", out_dir: str | Path = "runs/ablation", *, seed
             objective, factorization, _ = VARIANTS.get(variant, ("-", "-", "-"))
             row = {"variant": variant, "seed": seed, "objective": objective, "factorization": factorization,
                    "preset": preset_name, "rel_pos": rel_pos, **pre, **scores}
-            with open(results, "a") as f:
-                f.write(json.dumps(row) + "\n")
+            append_result(results, row)
             done.add((variant, seed))
             log(f"[ablation] {variant} seed {seed}: acc {scores['test_acc']:.4f}, BLEU {scores['bleu']:.2f}, "
                 f"chrF {scores['chrf']:.2f}")

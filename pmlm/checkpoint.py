@@ -10,12 +10,14 @@ The checkpoint also embeds the tokenizer (as its JSON text), so it stays usable 
 
 Choices: a checkpoint is written to ``checkpoint.pt.tmp`` and renamed over ``checkpoint.pt``
 (``os.replace`` is atomic on POSIX), so a run killed while saving leaves the previous checkpoint
-intact. Reading uses ``torch.load(weights_only=True)``: only tensors and plain Python containers,
-never arbitrary pickled objects, so a checkpoint from elsewhere cannot run code.
+intact; a full or read-only disk is one :class:`CheckpointWriteError` line, the previous
+checkpoint still intact. Reading uses ``torch.load(weights_only=True)``: only tensors and plain
+Python containers, never arbitrary pickled objects, so a checkpoint from elsewhere cannot run code.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -36,6 +38,11 @@ class MissingFileError(FileNotFoundError, ValueError):
     """A file the run directory should hold is not there (both a FileNotFoundError and a ValueError)."""
 
 
+class CheckpointWriteError(OSError, ValueError):
+    """A checkpoint could not be written (a full or read-only disk): an OSError and a ValueError, so
+    that the command line ends with one line."""
+
+
 def checkpoint_path(run: str | Path) -> Path:
     """``run`` itself if it is a file, else ``run/checkpoint.pt``."""
     run = Path(run)
@@ -46,11 +53,21 @@ def save_checkpoint(state: dict, path: str | Path) -> Path:
     """Write ``state`` to ``path`` atomically: a temporary file, flushed, then renamed over it."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save({"format_version": FORMAT_VERSION, **state}, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            torch.save({"format_version": FORMAT_VERSION, **state}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:
+        # torch's zip writer may answer a failed write with a RuntimeError of its own: the OSError is its context
+        cause = err if isinstance(err, OSError) else err.__context__
+        if not isinstance(cause, OSError):
+            raise
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        kept = "the previous checkpoint is intact" if path.is_file() else "no checkpoint was written"
+        raise CheckpointWriteError(f"cannot write checkpoint {path}: {cause.strerror or cause}; {kept}") from None
     return path
 
 

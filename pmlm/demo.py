@@ -13,6 +13,12 @@
    * PAR: each block from its ``[P]``\\ s, having seen the original tokens of the earlier blocks
      of the factorization order (Eq. 5, teacher-forced as in training).
 
+4. Ends by saying in words whether the run is any good (:func:`pmlm.train.cli.run_verdict`): the
+   steps made against the steps expected (the recorded run of ``results/demo.json``), and, if the
+   model is still on the unigram plateau, the likely cause (a busy machine, too few steps) and the
+   command to try. On the CPU the run takes one torch thread per core free at its start
+   (``--threads`` to choose, :func:`pmlm.machine.choose_threads`).
+
 Choice: in the printout every masked token shows ``[M]`` (no 10% random / 10% kept), so that the
 reader sees exactly which tokens the model had to guess. The numbers of the final summary are the
 run's last validation, with the 80/10/10 replacement of training.
@@ -23,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -35,6 +42,7 @@ from pmlm.machine import machine_info
 from pmlm.masking import sample_blocks
 from pmlm.tokenizer import make_collator, special_ids
 from pmlm.train import TrainConfig, describe_device, pretrain, smoke_mode
+from pmlm.train.cli import run_verdict
 
 DEMO_SEED = 0  # masks of the printout and the figure
 
@@ -231,6 +239,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, help="train this many steps instead of --minutes")
     p.add_argument("--examples", type=int, default=4, help="validation sentences to fill in")
     p.add_argument("--dataset", help="another corpus (see pmlm.train --dataset); default: bundled Austen")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="torch threads on the CPU (default: one per core free at the start)")
     p.add_argument("--record", action="store_true",
                    help="also write the summary, with the machine, to results/demo.json (the numbers the "
                         "README and docs quote; python -m pmlm.reports renders them)")
@@ -245,12 +255,19 @@ def main(argv: list[str] | None = None) -> None:
         overrides["time_budget"] = args.minutes
     if args.dataset:
         overrides["dataset"] = args.dataset
-    cfg = TrainConfig.preset(preset, **overrides)
-    device = describe_device()
+    if args.threads is not None:
+        overrides["threads"] = args.threads
+    try:
+        cfg = TrainConfig.preset(preset, **overrides)
+        cfg.validate()
+    except ValueError as err:
+        raise SystemExit(f"pmlm.demo: error: {err}") from None
+    device = describe_device() if cuda else "the CPU"  # pretrain chooses the threads and prints them
     corpus_name = args.dataset or "the bundled Jane Austen novels"
     length = f"{cfg.time_budget:g} minutes" if cfg.time_budget else f"{cfg.steps} steps"
     print(f"== PMLM demo: pre-training the {preset!r} preset on {corpus_name}, "
           f"{length} on {device}{' [smoke mode]' if smoke_mode() else ''} ==")
+
     t0 = time.time()
     try:
         run = pretrain(cfg)
@@ -269,9 +286,14 @@ def main(argv: list[str] | None = None) -> None:
                for i, ex in enumerate(demo_examples(corpus, args.examples, DEMO_SEED))]
     print_fill_ins(tok, results)
 
+    end = next((r for r in read_metrics(run) if r.get("event") == "end"), {})
+    threads = end.get("threads", torch.get_num_threads())
+    if not cuda:
+        device = f"CPU ({threads} thread{'s' if threads > 1 else ''})"
     s = summary(run, seconds, preset, device)
     s["eval_examples"] = cfg.eval_examples
     s["machine"] = machine_info()
+    s["machine"]["threads"] = str(threads)  # the run's, not the count restored after it
     (Path(run) / "summary.json").write_text(json.dumps(s, indent=2) + "\n")
     if args.record:
         from pmlm.reports import RESULTS
@@ -293,6 +315,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"    word pieces only ({s['val_m_word_tokens']:,} masked pieces, punctuation left out): AE "
               f"{s['val_ae_m_word_acc']:.3f}, PAR {s['val_par_m_word_acc']:.3f}, unigram "
               f"{s['unigram_m_word_acc']:.3f} (always the commonest word piece)")
+    for line in run_verdict(run, cfg, " ".join(["python -m pmlm.demo", *(sys.argv[1:] if argv is None else argv)]),
+                            budget_flag="--minutes"):
+        print("    " + line)
     print(f"run: {run}/ (config.json, model.safetensors, tokenizer.json, training.json, checkpoint.pt, "
           "metrics.jsonl, summary.json)")
     print(f"figures: {loss_png}, {mask_png}")

@@ -16,15 +16,22 @@ mask token). Nothing here
 imports ``transformers``: it stays an optional extra, and ``tests/test_hf_export.py`` checks the
 round trip with it (the same logits, the fill-mask pipeline, and the way back).
 
-Choice: the exported model computes with SDPA and no dropout (it is for inference and
-fine-tuning in transformers' own loops); attention dropout and the fast paths of training
-(context split, labelled rows only, FlexAttention) stay in pmlm.
+Choices:
+
+* The exported model computes with SDPA and no dropout (it is for inference and fine-tuning in
+  transformers' own loops); attention dropout and the fast paths of training (context split,
+  labelled rows only, FlexAttention) stay in pmlm.
+* Whole or nothing, and never over someone else's files: the directory is written like a model
+  directory (:func:`pmlm.model_files.write_directory`: a temporary sibling swapped into place), and
+  its weights' metadata says that ``export_hf`` wrote it. A folder that is not empty and that
+  ``export_hf`` did not write (a run directory, a folder with a ``config.json`` of another library)
+  is refused; ``force=True`` writes the export's files into it and leaves every other file alone.
+  An earlier export in the same folder is replaced, files beside it kept.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import torch
@@ -32,8 +39,8 @@ from tokenizers import Tokenizer
 
 from pmlm.config import PMLMConfig
 from pmlm.model import PMLMModel
-from pmlm.model_files import (CONFIG_FILE, WEIGHTS_FILE, load_weights, read_json, read_weights,
-                              save_model_files, write_atomic)
+from pmlm.model_files import (CONFIG_FILE, FILES_KEY, TIED, WEIGHTS_FILE, WRITER_KEY, load_weights, read_json,
+                              read_weights, write_directory, written_files)
 from pmlm.tokenizer import TOKENIZER_FILE, load_tokenizer, special_ids
 
 REMOTE = Path(__file__).resolve().parent / "hf_remote" / "modeling_pmlm.py"
@@ -41,29 +48,48 @@ HF_FIELDS = ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermedia
              "type_vocab_size", "rel_pos_buckets", "max_rel_distance", "layer_norm_eps", "norm")
 
 
-def export_hf(model: PMLMModel, tokenizer: Tokenizer, out_dir: str | Path) -> Path:
-    """Write ``model`` and ``tokenizer`` as a transformers directory (``trust_remote_code=True``)."""
+EXPORT_FILES = (CONFIG_FILE, "modeling_pmlm.py", WEIGHTS_FILE, TOKENIZER_FILE, "tokenizer_config.json",
+                "special_tokens_map.json")
+
+
+def export_hf(model: PMLMModel, tokenizer: Tokenizer, out_dir: str | Path, *, force: bool = False) -> Path:
+    """Write ``model`` and ``tokenizer`` as a transformers directory (``trust_remote_code=True``).
+
+    ``out_dir`` must be new, empty or an earlier export; ``force=True`` writes into another folder,
+    replacing only the files an export consists of (:data:`EXPORT_FILES`)."""
+    from safetensors.torch import save
+
     out = Path(out_dir)
-    save_model_files(model, out)  # config.json (replaced below) and model.safetensors
+    if out.is_dir() and not force:
+        present = sorted(p.name for p in out.iterdir())
+        _, writer = written_files(out)
+        if present and writer != "export_hf":
+            raise ValueError(f"{out} is not empty and was not written by export_hf (it holds "
+                             f"{', '.join(present[:4])}{', ...' if len(present) > 4 else ''}); choose an empty "
+                             "or new folder, or pass force=True to write the export's files there")
     c = model.config
     config = {"model_type": "pmlm", "architectures": ["PMLMForMaskedLM"],
               "auto_map": {"AutoConfig": "modeling_pmlm.PMLMHFConfig",
                            "AutoModelForMaskedLM": "modeling_pmlm.PMLMForMaskedLM"},
               **{name: getattr(c, name) for name in HF_FIELDS},
               "pmlm_config": c.to_dict(), "pad_token_id": tokenizer.token_to_id("[PAD]")}
-    write_atomic(out / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
-    shutil.copyfile(REMOTE, out / "modeling_pmlm.py")
-    write_atomic(out / TOKENIZER_FILE, tokenizer.to_str())
     ids = special_ids(tokenizer)  # pmlm's own tokens, or a BERT vocabulary's [CLS]/[SEP]/[MASK]
     name = tokenizer.id_to_token
     special = {"pad_token": name(ids["pad"]), "unk_token": name(ids["unk"]), "cls_token": name(ids["sos"]),
                "sep_token": name(ids["eos"]), "mask_token": name(ids["mask"])}
     extra = {"additional_special_tokens": [name(ids["pseudo"])]} if ids["pseudo"] != ids["mask"] else {}
-    write_atomic(out / "tokenizer_config.json", json.dumps(
-        {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": c.max_positions, **special, **extra},
-        indent=2) + "\n")
-    write_atomic(out / "special_tokens_map.json", json.dumps({**special, **extra}, indent=2) + "\n")
-    return out
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k not in TIED}
+    files = {CONFIG_FILE: json.dumps(config, indent=2) + "\n",
+             "modeling_pmlm.py": REMOTE.read_bytes(),
+             TOKENIZER_FILE: tokenizer.to_str(),
+             "tokenizer_config.json": json.dumps({"tokenizer_class": "PreTrainedTokenizerFast",
+                                                  "model_max_length": c.max_positions, **special, **extra},
+                                                 indent=2) + "\n",
+             "special_tokens_map.json": json.dumps({**special, **extra}, indent=2) + "\n",
+             WEIGHTS_FILE: save(tensors, metadata={"format": "pt", "model_type": "pmlm",  # last: the commit
+                                                   FILES_KEY: json.dumps(sorted(EXPORT_FILES)),
+                                                   WRITER_KEY: "export_hf"})}
+    return write_directory(out, files, "export_hf")
 
 
 def import_hf(directory: str | Path) -> tuple[PMLMModel, Tokenizer]:

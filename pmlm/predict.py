@@ -69,14 +69,30 @@ def generate_texts(ft: FineTuned, sources: list[str], *, truncate: bool = False,
     return tok.decode_batch(out, skip_special_tokens=True)
 
 
+def decode_input(raw: bytes, where: str) -> str:
+    """``raw`` as UTF-8 text; a ValueError naming ``where`` and the line for binary or other bytes."""
+    if b"\x00" in raw:
+        line = raw[:raw.index(b"\x00")].count(b"\n") + 1
+        raise ValueError(f"{where} holds binary data (a NUL byte on line {line}), not text: give one text per line")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[:err.start].count(b"\n") + 1
+        raise ValueError(f"{where} is not UTF-8 text (byte 0x{raw[err.start]:02x} on line {line}): convert it, "
+                         "e.g. iconv -f latin1 -t utf-8") from None
+
+
 def read_lines(path: str | None) -> list[str]:
+    """The non-blank lines of ``path`` or of standard input, read as UTF-8 whatever the locale."""
     if path is None:
-        lines = sys.stdin.read().splitlines()
+        stdin = getattr(sys.stdin, "buffer", None)
+        text = decode_input(stdin.read(), "standard input") if stdin is not None else sys.stdin.read()
     else:
         p = Path(path)
         if not p.is_file():
             raise ValueError(f"no input file {p}")
-        lines = p.read_text(encoding="utf-8").splitlines()
+        text = decode_input(p.read_bytes(), str(p))
+    lines = text.splitlines()
     lines = [line.strip() for line in lines if line.strip()]
     if not lines:
         raise ValueError("no input: give one text per line (--file FILE or standard input)")

@@ -3,7 +3,10 @@
 :meth:`pmlm.PMLMModel.save_pretrained` writes ``config.json`` and ``model.safetensors``
 (:mod:`pmlm.model_files`), with ``tokenizer.json`` and ``training.json`` beside them; every run of
 ``pmlm.train`` ends by writing them into its run directory. :func:`load_model` reads such a
-directory back as ``(model, tokenizer)`` and checks that the two belong together.
+directory back as ``(model, tokenizer)`` and checks that the two belong together. A directory is
+written whole or not at all (:func:`pmlm.model_files.write_directory`): a save killed half-way
+leaves the previous model, or in a run directory no model (its ``checkpoint.pt`` still loads), never
+the weights of one save beside the tokenizer of another.
 
 :func:`load_reference` loads the reference model that ships inside the package
 (``pmlm/checkpoints/<name>/``): pre-trained by the project's own command, its ``training.json``

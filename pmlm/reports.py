@@ -26,6 +26,7 @@ and results cannot drift apart.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -40,11 +41,37 @@ def _json(path: Path):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    """The records of a JSON-lines results file; none when it is not there yet."""
+def read_jsonl(path: Path, *, repair: bool = False) -> list[dict]:
+    """The records of a JSON-lines results file; none when it is not there yet.
+
+    A last line that does not parse is a write cut off by a killed run: it is skipped with a
+    warning, never a stop, so that the records before it still count (with ``repair`` it is also
+    cut from the file, so that the next record appended starts on a line of its own). A bad line
+    before the last is a ValueError naming the file and the line.
+    """
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = path.read_bytes().split(b"\n")
+    numbered = [(n, line) for n, line in enumerate(lines, start=1) if line.strip()]
+    records = []
+    for i, (n, line) in enumerate(numbered):
+        try:
+            record = json.loads(line.decode("utf-8"))
+            if not isinstance(record, dict):
+                raise ValueError(f"a JSON {type(record).__name__}, not an object")
+        except ValueError as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            if i < len(numbered) - 1:
+                raise ValueError(f"{path}:{n}: not a JSON record ({str(err).splitlines()[0]}); the file is "
+                                 "damaged: fix or remove that line") from None
+            warnings.warn(f"{path}:{n}: the last line is cut off (a run killed while writing it?) and is "
+                          f"skipped{'; removed from the file' if repair else ''}: {len(records)} records read",
+                          stacklevel=2)
+            if repair:
+                from pmlm.model_files import write_atomic
+                write_atomic(path, b"".join(raw + b"\n" for _, raw in numbered[:i]))
+            break
+        records.append(record)
+    return records
 
 
 def machine_words(m: dict) -> str:

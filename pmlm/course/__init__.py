@@ -8,7 +8,9 @@
   and the standalone autograder;
 * ``pmlm/course/autograder/``: the grading tests (markers ``task1`` .. ``task7`` with points), their
   independent references (``oracles.py``) and ``grade.py``; ``python -m pmlm.course grade DIR`` runs
-  them on the copy in DIR, each task with the reference version of the others;
+  them on the copy in DIR, each task with the reference version of the others, in a process group
+  of its own under a time limit, its results read from a pipe the grader holds (``grade.py`` says
+  what that guards against, and what not);
 * :mod:`pmlm.check`: the public part of the same checks, callable from a notebook.
 
 ``docs/teaching.md`` is the teacher's guide.

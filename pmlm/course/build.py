@@ -18,13 +18,27 @@
 ``OUT/autograder/`` holds the grading tests, their references (``oracles.py``), the public checks,
 the reference files of every task (``solutions/``) and ``grade.py``, which runs on its own:
 ``python OUT/autograder/grade.py STUDENT_DIR``.
+
+A build never deletes or overwrites what it did not write. It refuses a non-empty OUT that holds no
+manifest of an earlier build (``OUT/.pmlm-course-build.json``: every file it wrote, with its SHA-256).
+With ``force=True`` (``--force``) it replaces the files of that earlier build, but only the ones
+still as it left them: a file added since is kept, and a file edited since (a student's work, a
+teacher's change to a test) stops the build before anything is touched. The new build is written
+to a staging folder inside OUT first, each file then renamed into place, the manifest last; a lock
+file (``OUT/.pmlm-course-build.lock``, naming its holder) keeps two builds out of one folder.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
+import socket
 import subprocess
+import tempfile
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from pmlm.course.tasks import TASKS, Task, stub_message
@@ -38,13 +52,17 @@ PACKAGE = Path(__file__).resolve().parents[1]  # pmlm/
 ROOT = PACKAGE.parent  # the repository
 AUTOGRADER = Path(__file__).resolve().parent / "autograder"
 LEFT_OUT = ("tests/", "pmlm/course/autograder/", "runs/", "build/", ".venv/")
+MANIFEST = ".pmlm-course-build.json"  # what a build wrote, file by file with hashes: all --force may replace
+LOCK = ".pmlm-course-build.lock"  # one build per folder at a time; says whose it is
 EXERCISE_STUB = "# YOUR CODE HERE (then run the check below)\nraise NotImplementedError(\"Exercise: write your answer here\")\n"
 
 
 def repository_files(root: Path = ROOT) -> list[str]:
-    """The repository's tracked files (git), or every file but caches and build output."""
+    """The repository's tracked files (a teacher's uncommitted scratch files stay out of the student
+    copy), or, outside git, every file but caches and build output."""
     try:
-        out = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, check=True).stdout
+        out = subprocess.run(["git", "ls-files", "-z", "--cached"], cwd=root,
+                             capture_output=True, check=True).stdout
         files = [f for f in out.decode().split("\0") if f]
     except (OSError, subprocess.CalledProcessError):
         files = [str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()
@@ -170,12 +188,13 @@ jobs:
 
 
 def build_autograder(out: Path) -> Path:
-    """The standalone grader folder: tests, references, public checks, task list, solutions."""
+    """The standalone grader folder (a new one at ``out``): tests, references, public checks, task list, solutions."""
     if not (AUTOGRADER / "grade.py").is_file():
         raise ValueError("this copy of pmlm has no grader (a student copy leaves it out): run "
                          "python AUTOGRADER/grade.py DIR with the autograder folder of the build")
     if out.exists():
-        shutil.rmtree(out)
+        raise ValueError(f"{out} exists: the autograder is written to a new folder (python -m pmlm.course build "
+                         "replaces an earlier one with --force)")
     shutil.copytree(AUTOGRADER, out, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     shutil.copy(PACKAGE / "check.py", out / "public_checks.py")
     shutil.copy(Path(__file__).resolve().parent / "tasks.py", out / "tasks.py")
@@ -186,19 +205,8 @@ def build_autograder(out: Path) -> Path:
     return out
 
 
-def build(out: str | Path, tasks: list[int], root: Path = ROOT) -> dict[str, Path]:
-    """Write ``out/student`` and ``out/autograder``; return their paths."""
-    if regions is None:
-        raise ValueError("this copy of pmlm has no course builder (a student copy leaves the grader out); "
-                         "build from the full repository")
-    out = Path(out)
-    student = out / "student"
-    if student.exists():
-        if not (student / "ASSIGNMENT.md").is_file():
-            raise ValueError(f"{student} exists and is not a student copy written by this command; "
-                             "choose another OUT")
-        shutil.rmtree(student)
-    chosen = [TASKS[n] for n in tasks]
+def write_student(student: Path, chosen: list[Task], root: Path = ROOT) -> Path:
+    """The student copy, written to a new folder ``student``."""
     for rel in repository_files(root):
         (student / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(root / rel, student / rel)
@@ -211,5 +219,117 @@ def build(out: str | Path, tasks: list[int], root: Path = ROOT) -> dict[str, Pat
     workflow = student / ".github" / "workflows" / "classroom.yml"
     workflow.parent.mkdir(parents=True, exist_ok=True)
     workflow.write_text(classroom_workflow(chosen))
-    grader = build_autograder(out / "autograder")
-    return {"student": student, "autograder": grader}
+    return student
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@contextmanager
+def locked(out: Path):
+    """Hold ``out``'s build lock (a file that names its holder) while the block runs."""
+    lock = out / LOCK
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        holder = lock.read_text(errors="replace").strip() if lock.is_file() else "unknown"
+        raise ValueError(f"another build is writing {out} ({holder}); if it is gone, delete {lock}") from None
+    with os.fdopen(fd, "w") as f:
+        f.write(f"python -m pmlm.course build, pid {os.getpid()} on {socket.gethostname()}, "
+                f"since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def earlier_build(out: Path, force: bool) -> dict[str, str]:
+    """The files (relative path -> SHA-256) of the build ``out`` holds; {} for an empty folder.
+
+    A ValueError, before anything is written, for a non-empty folder with no manifest, and for an
+    earlier build without ``force``."""
+    if not [p for p in out.iterdir() if p.name != LOCK]:
+        return {}
+    manifest = out / MANIFEST
+    if not manifest.is_file():
+        raise ValueError(f"{out} is not empty and was not written by python -m pmlm.course build (it has no "
+                         f"{MANIFEST}): choose a new or empty folder; nothing was changed")
+    try:
+        data = json.loads(manifest.read_text())
+        files = data["files"]
+        if not (isinstance(files, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in files.items())):
+            raise TypeError
+        if any(Path(k).is_absolute() or ".." in Path(k).parts for k in files):  # only paths inside OUT
+            raise ValueError
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(f"{manifest} is not a build manifest: remove {out} yourself or choose another folder; "
+                         "nothing was changed") from None
+    if not force:
+        tasks = ", ".join(map(str, data.get("tasks", [])))
+        raise ValueError(f"{out} holds an earlier build (tasks {tasks}): pass --force to replace the files it wrote "
+                         "(files added since are kept; one edited since stops the build); nothing was changed")
+    return files
+
+
+def check_replaceable(out: Path, old: dict[str, str], new: dict[str, str]) -> None:
+    """Every path the new build writes is free, or holds the earlier build's file as it left it (or the new one)."""
+    blocked = []
+    for rel in sorted(new):
+        target = out / rel
+        if not os.path.lexists(target):
+            continue
+        if target.is_symlink() or not target.is_file():
+            blocked.append(f"{rel} (not a plain file)")
+        elif sha256(target) not in (old.get(rel), new[rel]):
+            blocked.append(f"{rel} ({'edited since the build' if rel in old else 'not written by the build'})")
+    if blocked:
+        raise ValueError(f"--force would overwrite {len(blocked)} file{'s' * (len(blocked) > 1)} in {out} that the "
+                         f"earlier build did not leave there as they are, first {blocked[0]}: move "
+                         f"{'them' if len(blocked) > 1 else 'it'} away or choose another folder; nothing was changed")
+
+
+def move_into_place(staging: Path, out: Path, old: dict[str, str], new: dict[str, str]) -> None:
+    """Rename the staged files into ``out``; delete the earlier build's files the new one drops, if unchanged."""
+    for rel in sorted(new):
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging / rel, out / rel)
+    for rel in sorted(set(old) - set(new)):
+        target = out / rel
+        if target.is_file() and not target.is_symlink() and sha256(target) == old[rel]:
+            target.unlink()
+            parent = target.parent
+            while parent != out and not any(parent.iterdir()):  # folders it emptied, up to OUT
+                parent.rmdir()
+                parent = parent.parent
+
+
+def build(out: str | Path, tasks: list[int], root: Path = ROOT, force: bool = False) -> dict[str, Path]:
+    """Write ``out/student`` and ``out/autograder``; return their paths.
+
+    Refuses (ValueError, nothing written) a non-empty ``out`` it did not make; replaces its own
+    earlier build only with ``force``, and only the files still as it left them."""
+    if regions is None:
+        raise ValueError("this copy of pmlm has no course builder (a student copy leaves the grader out); "
+                         "build from the full repository")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is a file, not a folder")
+    chosen = [TASKS[n] for n in tasks]
+    out.mkdir(parents=True, exist_ok=True)
+    with locked(out):
+        old = earlier_build(out, force)
+        staging = Path(tempfile.mkdtemp(prefix=".pmlm-course-staging-", dir=out))
+        try:
+            write_student(staging / "student", chosen, root)
+            build_autograder(staging / "autograder")
+            new = {p.relative_to(staging).as_posix(): sha256(p) for p in sorted(staging.rglob("*")) if p.is_file()}
+            check_replaceable(out, old, new)
+            move_into_place(staging, out, old, new)
+            manifest = {"written_by": "python -m pmlm.course build", "tasks": list(tasks), "files": new}
+            tmp = out / f"{MANIFEST}.{os.getpid()}.tmp"
+            tmp.write_text(json.dumps(manifest, indent=1) + "\n")
+            os.replace(tmp, out / MANIFEST)  # last: a build cut short leaves the earlier manifest
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return {"student": out / "student", "autograder": out / "autograder"}

@@ -17,12 +17,20 @@ is the same as a list, for corpora that fit in memory.
 
 Choices where the paper is silent, and why: row formats go through ``datasets`` (its readers of
 JSON, CSV and Parquet, compressed or not, are the field's); plain text files are read directly,
-one at a time, since a file is a document. A failure names the file and says what to do.
+one at a time, since a file is a document. A failure names the file and says what to do; where
+``datasets`` fails to parse a local row file, the file is read once more with the standard
+library (:func:`find_bad_line`, on that error path only) to name the line: a line that is not
+JSON, a CSV row with more fields than its header, bytes that are not UTF-8, a file that is not
+the gzip or Parquet its name says.
 """
 
 from __future__ import annotations
 
+import csv
 import glob
+import io
+import json
+import logging
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -32,6 +40,10 @@ FILE_BUILDERS = {".txt": "text", ".md": "text", ".text": "text", ".jsonl": "json
                  ".csv": "csv", ".tsv": "csv", ".parquet": "parquet"}
 COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst")
 BATCH_ROWS = 1000  # rows read from ``datasets`` at a time
+
+
+class SourceError(ValueError):
+    """A source that cannot be read as asked (a column that is not there), said in words."""
 
 
 def bundled_austen_file() -> Path:
@@ -124,9 +136,9 @@ def read_text_file(path: Path) -> str:
     try:
         with fsspec.open(str(path), mode="rt", encoding="utf-8", compression="infer") as f:
             return f.read()
-    except UnicodeDecodeError as err:
-        raise ValueError(f"{path} is not UTF-8 text (byte {err.start}): convert it, e.g. "
-                         f"iconv -f latin1 -t utf-8") from None
+    except UnicodeDecodeError:
+        raise ValueError(find_bad_line(path, "text") or f"{path} is not UTF-8 text: convert it, e.g. "
+                         "iconv -f latin1 -t utf-8") from None
     except (OSError, EOFError) as err:  # a fake .gz, a truncated archive
         raise ValueError(f"{path} cannot be read as {''.join(path.suffixes)}: {err}") from None
 
@@ -136,6 +148,8 @@ def rows_of(spec: str | None, text_column: str | None, doc_columns: tuple[str, .
     import datasets
 
     datasets.disable_progress_bars()
+    # its readers log a file they cannot parse before raising; the error below says it in words
+    logging.getLogger("datasets.packaged_modules").setLevel(logging.CRITICAL)
     desc = describe(spec)
     path = Path(spec).expanduser() if spec not in (None, "austen") else None
     files = [bundled_austen_file()] if path is None else (None if is_saved_dataset(path) else local_files(spec))
@@ -157,20 +171,107 @@ def rows_of(spec: str | None, text_column: str | None, doc_columns: tuple[str, .
             missing = [c for c in (column, *doc_columns) if c not in batch]
             if missing:
                 which = "" if missing[0] == column else "document "
-                raise ValueError(f"{desc} has no {which}column {missing[0]!r}; columns: {sorted(batch)}"
-                                 + (" (choose one with --text-column)" if not which else ""))
+                raise SourceError(f"{desc} has no {which}column {missing[0]!r}; columns: {sorted(batch)}"
+                                  + (" (choose one with --text-column)" if not which else ""))
             keys = zip(*(batch[c] for c in doc_columns)) if doc_columns else [None] * len(batch[column])
             yield from zip(batch[column], keys)
-    except ValueError:
+    except SourceError:
         raise
     except FileNotFoundError as err:
         raise ValueError(f"could not load {desc}: {err}") from None
     except Exception as err:  # parsing, network: one clear message instead of a deep traceback
+        for p in files or []:  # a local file: find the line at fault ourselves
+            where = find_bad_line(p, builder_for(p))
+            if where:
+                raise ValueError(f"could not load {desc}: {where}") from None
         hint = "" if files is not None else " (offline? pass a local file or use the bundled corpus)"
         first = str(err).splitlines()[0] if str(err) else ""
         cause = err.__cause__ or err.__context__
         more = f" ({type(cause).__name__}: {str(cause).splitlines()[0]})" if cause is not None and str(cause) else ""
         raise ValueError(f"could not load {desc}{hint}: {type(err).__name__}: {first}{more}") from None
+
+
+def find_bad_line(path: Path, builder: str | None) -> str | None:
+    """Where a local file fails to parse, as ``"path:line: what"`` (``"path ..."`` for the whole
+    file); None when the standard library reads it cleanly. A second, streamed read of the file that
+    only the error paths of :func:`rows_of` and :func:`read_text_file` take."""
+    import fsspec
+
+    not_utf8 = "is not UTF-8 text: convert the file, e.g. iconv -f latin1 -t utf-8"
+    if builder == "parquet":
+        try:
+            import pyarrow.parquet as pq
+
+            pq.ParquetFile(str(path))
+        except Exception as err:  # pyarrow's own errors: a fake or truncated file
+            return f"{path} is not a Parquet file ({str(err).splitlines()[0] if str(err) else type(err).__name__})"
+        return None
+    try:
+        with fsspec.open(str(path), mode="rb", compression="infer") as f:
+            if builder == "csv":
+                bad = _bad_csv_row(path, f)
+                if bad is None or "UTF-8" not in bad:
+                    return bad
+                builder = "text"  # bytes that are not UTF-8: read it again, line by line, to name the line
+                f.seek(0)
+            head, skipped = f.read(1), 0  # leading blank lines skipped, and counted
+            while head.isspace():
+                skipped += head == b"\n"
+                head = f.read(1)
+            if builder == "json" and head == b"[":  # one JSON array: it has to fit in memory anyway
+                raw = head + f.read()
+                try:
+                    json.loads(raw.decode("utf-8"))
+                except UnicodeDecodeError as err:
+                    return f"{path}:{skipped + raw[:err.start].count(10) + 1}: byte 0x{raw[err.start]:02x} {not_utf8}"
+                except json.JSONDecodeError as err:
+                    return f"{path}:{skipped + err.lineno}: not valid JSON ({err.msg} at column {err.colno})"
+                return None
+            first = head + f.readline()
+            for n, line in enumerate(_chain([first] if head else [], f), start=1 + skipped):
+                try:
+                    text = line.decode("utf-8")  # a UTF-8 sequence never spans a newline
+                except UnicodeDecodeError as err:
+                    return f"{path}:{n}: byte 0x{line[err.start]:02x} {not_utf8}"
+                if builder != "json" or not text.strip():
+                    continue
+                try:
+                    row = json.loads(text)
+                except json.JSONDecodeError as err:
+                    return f"{path}:{n}: not valid JSON ({err.msg} at column {err.colno})"
+                if not isinstance(row, dict):
+                    return f"{path}:{n}: a JSON {type(row).__name__}, not an object with a text field"
+    except (OSError, EOFError) as err:  # a fake .gz, a truncated archive
+        return (f"{path} cannot be read as {''.join(path.suffixes)} ({err}): a truncated download, "
+                "or not compressed as its name says")
+    return None
+
+
+def _bad_csv_row(path: Path, f) -> str | None:
+    """The first row of an open CSV/TSV file with more fields than its header (what ``datasets``'
+    pandas reader refuses), or undecodable bytes, or a quoting error."""
+    delimiter = "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ","
+    text = io.TextIOWrapper(f, encoding="utf-8", newline="")
+    reader = csv.reader(text, delimiter=delimiter)
+    try:
+        header = next(reader, None) or []
+        for fields in reader:
+            if len(fields) > len(header):
+                return (f"{path}:{reader.line_num}: {len(fields)} fields where the header has {len(header)} "
+                        f"({', '.join(header)}); quote a text that holds the "
+                        f"{'tab' if delimiter == chr(9) else 'comma'}")
+    except UnicodeDecodeError as err:
+        return f"{path}: byte 0x{err.object[err.start]:02x} is not UTF-8 text"
+    except csv.Error as err:
+        return f"{path}:{reader.line_num}: {err}"
+    finally:
+        text.detach()  # leave ``f`` open for the caller
+    return None
+
+
+def _chain(first, rest):
+    yield from first
+    yield from rest
 
 
 def iter_documents(spec: str | None = None, text_column: str | None = None,

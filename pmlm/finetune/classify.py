@@ -12,7 +12,8 @@ than ``max_length`` are truncated (standard for classification); the model kept 
 the best validation accuracy, and test accuracy is reported for that model only.
 
 ``finetune_classify(model, tok, splits, cfg)`` is the whole procedure; ``python -m pmlm.finetune
-classify`` the command line (:mod:`pmlm.finetune.__main__`).
+classify`` the command line (:mod:`pmlm.finetune.__main__`); the classifier itself is
+:class:`pmlm.finetune.heads.PMLMClassifier`.
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer
-from torch import nn
 
-from pmlm.attention import pmlm_attention_mask
-from pmlm.finetune.common import check_vocab, encode_texts, make_optimizer, minibatches, pad_ids, set_seed
+from pmlm.finetune.common import (check_finite_step, check_settings, check_vocab, encode_texts, make_optimizer,
+                                  minibatches, pad_ids, set_seed)
+from pmlm.finetune.heads import POOLINGS, PMLMClassifier  # noqa: F401  (re-exported: the model this trains)
 from pmlm.model import PMLMModel
 from pmlm.tokenizer import special_ids
 
@@ -50,6 +51,11 @@ class ClassifyConfig:
     eval_batch_size: int = 128
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        check_settings(self)  # lr, batch size, epochs, step cap: refused before any work
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+
     @classmethod
     def preset(cls, name: str, **overrides) -> "ClassifyConfig":
         if name not in CLASSIFY_PRESETS:
@@ -65,41 +71,6 @@ CLASSIFY_PRESETS = {
     # one GPU: the full recipe
     "small": ClassifyConfig(lr=1e-4, epochs=3),
 }
-
-
-POOLINGS = ("sos", "mean")
-
-
-class PMLMClassifier(nn.Module):
-    """A :class:`PMLMModel` backbone with a classifier on the top ``[SOS]`` state."""
-
-    def __init__(self, backbone: PMLMModel, num_classes: int, dropout: float = 0.1, pooling: str = "sos") -> None:
-        super().__init__()
-        if num_classes < 2:
-            raise ValueError(f"num_classes must be at least 2, got {num_classes}")
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-        self.pooling = pooling
-        H = backbone.config.hidden_size
-        self.backbone = backbone
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(H, H), nn.Tanh(), nn.Dropout(dropout),
-                                  nn.Linear(H, num_classes))
-        for m in self.head:
-            if isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, std=backbone.config.initializer_range)
-                nn.init.zeros_(m.bias)
-
-    def forward(self, input_ids: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        """input_ids, valid: (B, L), ``[SOS]`` first; returns logits (B, C)."""
-        B, L = input_ids.shape
-        position_ids = torch.arange(L, device=input_ids.device).expand(B, L)  # (B, L)
-        mask = pmlm_attention_mask(torch.zeros_like(input_ids), valid)  # (B, L, L): all context
-        hidden = self.backbone.encode(input_ids, position_ids, mask)  # (B, L, H)
-        if self.pooling == "sos":
-            return self.head(hidden[:, 0])  # the [SOS] state (B, H) -> (B, C)
-        weights = valid.unsqueeze(-1).to(hidden.dtype)  # (B, L, 1): 1 on real tokens
-        pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)  # (B, H)
-        return self.head(pooled)  # (B, C)
 
 
 def encode_sentences(tok: Tokenizer, texts: list[str], max_length: int, max_positions: int) -> list[list[int]]:
@@ -128,7 +99,8 @@ def accuracy(clf: PMLMClassifier, seqs: list[list[int]], labels: list[int], pad_
 
 def finetune_classify(model: PMLMModel, tok: Tokenizer, splits: dict[str, list[dict]],
                       cfg: ClassifyConfig, *, num_classes: int | None = None,
-                      log=print, save: str | Path | None = None, class_names: list[str] | None = None) -> dict:
+                      log=print, save: str | Path | None = None, class_names: list[str] | None = None,
+                      on_metrics=None) -> dict:
     """Fine-tune ``model`` (changed in place) on ``splits`` ({split: [{"text", "label": int}]}).
 
     Returns metrics: ``test_acc`` and ``val_acc`` of the best-validation epoch (``best_epoch``, counted
@@ -136,7 +108,8 @@ def finetune_classify(model: PMLMModel, tok: Tokenizer, splits: dict[str, list[d
     (test accuracy of always answering the most frequent training class), ``train_loss``
     (mean of the last epoch), ``steps``, ``seconds``, the config. With ``save`` the fine-tuned
     classifier (best validation epoch) is written there (:func:`pmlm.finetune.saved.save_classifier`),
-    its classes named by ``class_names`` (default: their indices).
+    its classes named by ``class_names`` (default: their indices). ``on_metrics(metrics)`` is called
+    before that write, so that a full or read-only disk loses nothing computed (the command line prints them).
     """
     from pmlm.finetune.data import subsample
 
@@ -151,6 +124,11 @@ def finetune_classify(model: PMLMModel, tok: Tokenizer, splits: dict[str, list[d
         bad = [r["label"] for r in rows if not 0 <= r["label"] < num_classes]
         if bad:
             raise ValueError(f"{name} split has label {bad[0]!r}, outside the {num_classes} classes")
+    seen = sorted({r["label"] for r in data["train"]})
+    if len(seen) < 2:  # a classifier of one class learns nothing, and scores 100% on such data
+        name = class_names[seen[0]] if class_names and seen else (seen[0] if seen else None)
+        raise ValueError(f"the training data holds one class only ({name!r}, {len(data['train'])} rows): "
+                         "a classifier needs examples of at least two classes")
     enc = {name: (encode_sentences(tok, [r["text"] for r in rows], cfg.max_length, model.config.max_positions),
                   [r["label"] for r in rows]) for name, rows in data.items()}
     dev = next(model.parameters()).device
@@ -170,7 +148,8 @@ def finetune_classify(model: PMLMModel, tok: Tokenizer, splits: dict[str, list[d
             loss = F.cross_entropy(clf(input_ids, valid), labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(clf.parameters(), 1.0)
+            norm = float(torch.nn.utils.clip_grad_norm_(clf.parameters(), 1.0))
+            check_finite_step("classify", step + 1, loss.item(), norm, cfg.lr)  # before the step is taken
             optimizer.step()
             scheduler.step()
             losses.append(loss.item())
@@ -195,6 +174,8 @@ def finetune_classify(model: PMLMModel, tok: Tokenizer, splits: dict[str, list[d
                "train_loss": sum(losses) / max(1, len(losses)), "steps": step,
                "n_train": n_train, "n_test": len(enc["test"][0]),
                "seconds": round(time.time() - start, 1), "config": asdict(cfg)}
+    if on_metrics is not None:
+        on_metrics(metrics)
     if save is not None:
         from pmlm.finetune.saved import save_classifier
         names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]

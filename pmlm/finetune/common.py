@@ -14,6 +14,7 @@ Shape legend as in :mod:`pmlm.config`: B batch, L length, H hidden, V vocabulary
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -27,6 +28,34 @@ from pmlm.config import PMLMConfig
 from pmlm.model import PMLMModel
 from pmlm.tokenizer import load_tokenizer, special_ids, train_tokenizer
 from pmlm.train import smoke_mode  # noqa: F401  (re-exported: the package-wide switch)
+
+
+def check_settings(cfg) -> None:
+    """A ValueError naming the first fine-tuning setting of ``cfg`` that cannot train: the learning
+    rate finite and > 0, batch size, epochs and step cap >= 1, warm-up share in [0, 1)."""
+    what = type(cfg).__name__
+    if not (isinstance(cfg.lr, (int, float)) and math.isfinite(cfg.lr) and cfg.lr > 0):
+        raise ValueError(f"{what}.lr (--lr) must be a finite number > 0, got {cfg.lr}")
+    for name in ("batch_size", "epochs", "eval_batch_size"):
+        if getattr(cfg, name, 1) < 1:
+            raise ValueError(f"{what}.{name} (--{name.replace('_', '-')}) must be at least 1, got {getattr(cfg, name)}")
+    for name in ("max_steps", "train_limit", "eval_limit"):
+        value = getattr(cfg, name, None)
+        if value is not None and value < 1:
+            raise ValueError(f"{what}.{name} (--{name.replace('_', '-')}) must be at least 1 (or left out), "
+                             f"got {value}")
+    if not 0.0 <= cfg.warmup < 1.0:
+        raise ValueError(f"{what}.warmup is a share of the steps and must lie in [0, 1), got {cfg.warmup}")
+    if not (math.isfinite(cfg.weight_decay) and cfg.weight_decay >= 0):
+        raise ValueError(f"{what}.weight_decay must be a finite number >= 0, got {cfg.weight_decay}")
+
+
+def check_finite_step(task: str, step: int, loss: float, norm: float, lr: float) -> None:
+    """Stop a fine-tuning run whose loss or gradient norm is not finite, before its optimizer step."""
+    if not (math.isfinite(loss) and math.isfinite(norm)):
+        raise ValueError(f"{task} fine-tuning diverged at step {step}: the loss is {loss:.4g} and the gradient "
+                         f"norm {norm:.4g}, not finite, so the step was not taken; nothing was saved (a "
+                         f"model is saved only at the end of a run). Lower --lr (now {lr:g}) and run again")
 
 
 def set_seed(seed: int) -> torch.Generator:

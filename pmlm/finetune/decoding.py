@@ -31,6 +31,11 @@ once it has ``K`` finished hypotheses. Hence beam size 1 is greedy search, token
 Lengths: ``max_length`` counts generated tokens, ``[EOS]`` included. A hypothesis also stops when
 the next position would pass the model's ``max_positions``; hypotheses that stop without ``[EOS]``
 are finished as they are. A source that leaves no position for the target is a ValueError.
+
+Memory: a beam of K over B sources keeps B x K hypothesis rows, each with its V log-probabilities
+(a few float32 copies a step) and its key/value cache; :func:`check_decode_memory` refuses, before
+any work, a beam that would not fit in the memory free on the device, and names the widest that
+would (``--beam 100000`` otherwise grows until the system kills the process).
 """
 
 from __future__ import annotations
@@ -62,6 +67,45 @@ class DecodeConfig:
             raise ValueError(f"max_length must be at least 1, got {self.max_length}")
         if self.min_length < 0 or self.beam_size < 1 or self.no_repeat_ngram_size < 0 or self.batch_size < 1:
             raise ValueError("min_length and no_repeat_ngram_size must be >= 0, beam_size and batch_size >= 1")
+
+
+def decode_bytes(model: PMLMModel, cfg: DecodeConfig, n_sources: int, source_len: int) -> int:
+    """Bytes one batch of decoding holds at its peak, roughly: per hypothesis row, four float32
+    copies of the V log-probabilities (logits, log-softmax, the CPU copy, the candidates) and the
+    key/value cache of every layer over source and target, twice (a reorder copies it)."""
+    c = model.config
+    rows = min(cfg.batch_size, max(1, n_sources)) * cfg.beam_size
+    positions = min(source_len + cfg.max_length, c.max_positions)
+    element = next(model.parameters()).element_size()
+    per_row = 4 * 4 * c.vocab_size + 2 * 2 * c.num_layers * positions * c.hidden_size * element
+    return rows * per_row
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
+def check_decode_memory(model: PMLMModel, cfg: DecodeConfig, n_sources: int, source_len: int,
+                        free: int | None = None) -> None:
+    """A ValueError, before any work, if decoding with ``cfg`` would not fit in the memory free on
+    the model's device (``free`` bytes; default :func:`pmlm.machine.available_memory`)."""
+    from pmlm.machine import available_memory
+
+    device = next(model.parameters()).device
+    free = available_memory(device) if free is None else free
+    need = decode_bytes(model, cfg, n_sources, source_len)
+    budget = int(0.8 * free) if free is not None else None  # the rest for the model and everything else
+    if budget is None or need <= budget:
+        return
+    per_beam = need // cfg.beam_size
+    widest = budget // per_beam
+    batch = min(cfg.batch_size, max(1, n_sources))
+    advice = (f"use a beam of at most {widest}" if widest >= 1 else
+              f"even a beam of 1 does not fit {batch} sources at a time: decode fewer at once")
+    raise ValueError(f"beam {cfg.beam_size} would need about {_gib(need)} to decode {batch} source"
+                     f"{'s' if batch > 1 else ''} at a time ({batch * cfg.beam_size:,} hypotheses, each with "
+                     f"{model.config.vocab_size:,} log-probabilities and a key/value cache), more than the "
+                     f"{_gib(free)} free on {device.type}: {advice}")
 
 
 def length_penalty(length: int, alpha: float) -> float:
@@ -299,6 +343,8 @@ def generate(model: PMLMModel, sources: list[list[int]], ids: dict[str, int],
     """
     cfg = DecodeConfig(**overrides) if cfg is None else (
         DecodeConfig(**{**cfg.__dict__, **overrides}) if overrides else cfg)
+    if sources:
+        check_decode_memory(model, cfg, len(sources), 2 + max(len(s) for s in sources))
     was_training = model.training
     model.eval()
     run = _greedy if cfg.beam_size == 1 else _beam
@@ -313,6 +359,8 @@ def beam_search(model: PMLMModel, sources: list[list[int]], ids: dict[str, int],
                 cfg: DecodeConfig | None = None, **overrides) -> list[list[int]]:
     """Beam search for any beam size, 1 included (``generate`` sends beam 1 to the greedy loop)."""
     cfg = DecodeConfig(**{**(cfg.__dict__ if cfg else {}), **overrides})
+    if sources:
+        check_decode_memory(model, cfg, len(sources), 2 + max(len(s) for s in sources))
     was_training = model.training
     model.eval()
     out: list[list[int]] = []

@@ -8,6 +8,11 @@ backbone's ``config.json``, ``model.safetensors``, ``tokenizer.json``), plus:
 * ``head.safetensors`` (classification only): the classifier head on the pooled state (``[SOS]`` or
   the mean, as ``task.json`` says).
 
+All of them are one save (``files`` of ``save_pretrained``), written whole or not at all
+(:func:`pmlm.model_files.write_directory`): a save killed over an earlier model leaves that model,
+never the new backbone beside the old head; a full or read-only disk is one
+:class:`~pmlm.model_files.ModelWriteError` with the earlier model untouched.
+
 :func:`load_finetuned` reads it back, checking the task metadata, the head and the vocabulary.
 """
 
@@ -20,10 +25,10 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer
 
-from pmlm.finetune.classify import PMLMClassifier
 from pmlm.finetune.decoding import DecodeConfig
+from pmlm.finetune.heads import PMLMClassifier
 from pmlm.model import PMLMModel
-from pmlm.model_files import read_json, read_tensors, write_atomic
+from pmlm.model_files import read_json, read_tensors
 from pmlm.pretrained import load_model
 
 TASK_FILE = "task.json"
@@ -50,10 +55,9 @@ def save_classifier(clf: PMLMClassifier, tok: Tokenizer, directory: str | Path, 
         raise ValueError(f"{len(labels)} class names for a head of {clf.head[-1].out_features} classes")
     meta = {"task": "classify", "labels": list(labels), "max_length": max_length,
             "head_dropout": clf.head[0].p, "pooling": clf.pooling, "metrics": metrics or {}}
-    out = clf.backbone.save_pretrained(directory, tokenizer=tok, files={TASK_FILE: json.dumps(meta, indent=2) + "\n"})
     head = {k: v.detach().cpu().contiguous() for k, v in clf.head.state_dict().items()}
-    write_atomic(out / HEAD_FILE, save(head, metadata={"format": "pt"}))
-    return out
+    return clf.backbone.save_pretrained(directory, tokenizer=tok, files={  # one save: backbone and head
+        TASK_FILE: json.dumps(meta, indent=2) + "\n", HEAD_FILE: save(head, metadata={"format": "pt"})})
 
 
 def save_seq2seq(model: PMLMModel, tok: Tokenizer, directory: str | Path, *, max_source_len: int,

@@ -49,8 +49,9 @@ import torch.nn.functional as F
 from tokenizers import Tokenizer
 
 from pmlm.collator import pad_and_mask
-from pmlm.finetune.common import check_vocab, encode_texts, make_optimizer, minibatches, set_seed
-from pmlm.finetune.decoding import DecodeConfig, generate
+from pmlm.finetune.common import (check_finite_step, check_settings, check_vocab, encode_texts, make_optimizer,
+                                  minibatches, set_seed)
+from pmlm.finetune.decoding import DecodeConfig, check_decode_memory, generate
 from pmlm.layout import IGNORE_INDEX
 from pmlm.model import PMLMModel
 
@@ -80,6 +81,7 @@ class Seq2SeqConfig:
     def __post_init__(self) -> None:
         if isinstance(self.decode, dict):
             self.decode = DecodeConfig(**self.decode)
+        check_settings(self)  # lr, batch size, epochs, step cap: refused before any work
         if not 0.0 <= self.word_drop < 1.0:
             raise ValueError(f"word_drop must lie in [0, 1), got {self.word_drop}")
         if not 0.0 <= self.label_smoothing < 1.0:
@@ -229,14 +231,15 @@ def learning_curve_point(model: PMLMModel, tok: Tokenizer, rows: list[dict], pai
 
 
 def finetune_seq2seq(model: PMLMModel, tok: Tokenizer, splits: dict[str, list[dict]],
-                     cfg: Seq2SeqConfig, *, log=print, save: str | Path | None = None) -> dict:
+                     cfg: Seq2SeqConfig, *, log=print, save: str | Path | None = None, on_metrics=None) -> dict:
     """Fine-tune ``model`` (in place) on {split: [{"source", "target"}]} and decode the test split.
 
     Returns ``bleu``, ``chrf``, ``copy_bleu`` on test, ``val_loss``, ``train_loss``, ``steps``,
     counts of pairs used and left out, ``seconds`` and the config; with ``cfg.eval_every`` also
     ``curve``, BLEU against steps on ``cfg.curve_examples`` validation pairs (greedy decoding,
     :func:`learning_curve_point`), the model itself still the last step's. With ``save`` the fine-tuned model
-    and its decoding settings are written there (:func:`pmlm.finetune.saved.save_seq2seq`).
+    and its decoding settings are written there (:func:`pmlm.finetune.saved.save_seq2seq`), after
+    ``on_metrics(metrics)``, so that a full or read-only disk loses nothing computed.
     """
     from pmlm.finetune.data import subsample
 
@@ -255,6 +258,8 @@ def finetune_seq2seq(model: PMLMModel, tok: Tokenizer, splits: dict[str, list[di
     test_pairs, test_rows = [test_pairs[i] for i in keep], [test_rows[i] for i in keep]
     if not train_pairs or not test_pairs:
         raise ValueError(f"no pair fits max_source_len={cfg.max_source_len}, max_target_len={cfg.max_target_len}")
+    # a beam that cannot fit in memory is refused now, not after the training it would throw away
+    check_decode_memory(model, cfg.decode, len(test_pairs), cfg.max_source_len)
     per_epoch = math.ceil(len(train_pairs) / cfg.batch_size)
     total = per_epoch * cfg.epochs if cfg.max_steps is None else cfg.max_steps
     optimizer, scheduler = make_optimizer(model, lr=cfg.lr, weight_decay=cfg.weight_decay,
@@ -272,7 +277,8 @@ def finetune_seq2seq(model: PMLMModel, tok: Tokenizer, splits: dict[str, list[di
             loss = seq2seq_loss(model, batch, cfg.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0))
+            check_finite_step("seq2seq", step + 1, loss.item(), norm, cfg.lr)  # before the step is taken
             optimizer.step()
             scheduler.step()
             losses.append(loss.item())
@@ -296,6 +302,8 @@ def finetune_seq2seq(model: PMLMModel, tok: Tokenizer, splits: dict[str, list[di
                "seconds": round(time.time() - start, 1), "config": asdict(cfg)}
     if curve:
         metrics["curve"] = curve
+    if on_metrics is not None:
+        on_metrics(metrics)
     if save is not None:
         from pmlm.finetune.saved import save_seq2seq
         save_seq2seq(model, tok, save, max_source_len=cfg.max_source_len, max_target_len=cfg.max_target_len,

@@ -17,7 +17,7 @@
 
 Choices where the paper is silent, and why: a corpus of several sources is held out per source
 (each keeps ``val_fraction`` of its text); text is measured in characters (MB = 10^6 characters);
-``workers`` defaults to the cores that are free (affinity minus the load average), since the
+``workers`` defaults to the cores that are free (:func:`pmlm.machine.free_cores`), since the
 tokenizer is the work; one worker runs in this process, where ``tokenizers`` uses its own threads.
 """
 

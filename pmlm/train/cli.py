@@ -12,21 +12,31 @@ Choices, and why:
 * A flag left out keeps the preset's value (every flag defaults to None), so the presets stay the
   one place where defaults live.
 * A bad flag, or a run directory in the way, ends with a one-line message a user can act on, not a
-  traceback.
+  traceback. Every setting is checked when the flags are parsed, before any data is read: a
+  learning rate that is finite and > 0, ``--grad-clip`` >= 0 (0 = off), steps and batch sizes >= 1,
+  a device that exists here.
+* The end of a run says in words whether it is any good (:func:`run_verdict`): the steps made
+  against the steps expected, and, if the model is still on the unigram plateau, the likely cause
+  and the command to try. Expected steps of a time budget come from the recorded demo run
+  (``results/demo.json``) when the run has its settings; the plateau line is :data:`PLATEAU`.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
+import re
 import sys
 from dataclasses import fields
+from pathlib import Path
 
-from pmlm.checkpoint import CHECKPOINT_FILE, METRICS_FILE
+from pmlm.checkpoint import CHECKPOINT_FILE, METRICS_FILE, read_metrics
 from pmlm.collator import OBJECTIVES
 from pmlm.config import PRESETS, PMLMConfig
 from pmlm.tokenizer import TOKENIZER_FILE
-from pmlm.train.config import TRAIN_PRESETS, TrainConfig
+from pmlm.train.config import TRAIN_PRESETS, TrainConfig, smoke_mode
 from pmlm.train.loop import pretrain
 from pmlm.train.plan import format_plan, plan, write_plan_json
 
@@ -68,6 +78,9 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                       ("save_every", int), ("num_workers", int), ("warmup_fraction", float), ("mask_ratio", float),
                       ("batch_ramp", float)):
         p.add_argument("--" + name.replace("_", "-"), type=typ, dest=name)
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="torch threads on the CPU (default: one per core free at the start; "
+                        "OMP_NUM_THREADS is kept too)")
     p.add_argument("--time-budget", type=float, dest="time_budget", metavar="MINUTES",
                    help="train for this many minutes of wall time (evaluation and checkpoint "
                         "included); the schedule follows the elapsed fraction and --steps is not used")
@@ -87,18 +100,22 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--default-malloc", dest="keep_freed_memory", action="store_false", default=None,
                    help="leave glibc's malloc thresholds alone (see pmlm.allocator)")
     args = vars(p.parse_args(argv))
-    for name in ("plan", "plan_json"):  # main() reads them (PLAN_FLAGS)
-        args.pop(name)
+    planning = bool(args.pop("plan") or args.pop("plan_json"))  # main() reads them (PLAN_FLAGS)
+    args.pop("plan_json", None)
     preset = args.pop("preset")
     overrides_list = args.pop("model_overrides")
     overrides = {k: v for k, v in args.items() if v is not None}
     if overrides_list:  # --set adds to the preset's own model overrides
         overrides["model_overrides"] = {**TRAIN_PRESETS[preset].model_overrides,
                                         **parse_model_overrides(overrides_list, p)}
-    try:
-        return TrainConfig.preset(preset, **overrides)
-    except ValueError as err:
-        p.error(str(err))
+    try:  # every setting checked here, before any data is read: one line, not a traceback later
+        cfg = TrainConfig.preset(preset, **overrides)
+        cfg.validate(imports=False)  # pretrain imports the --logger packages, before any work too
+        if not planning:  # --plan prices a GPU run on any machine
+            cfg.check_device()
+        return cfg
+    except ValueError as err:  # one line (no usage block), as pretrain's own errors end
+        raise SystemExit(f"pmlm-train: error: {err}") from None
 
 
 def parse_model_overrides(items: list[str], parser: argparse.ArgumentParser) -> dict:
@@ -141,3 +158,116 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"pmlm-train: error: {err}") from None
     if int(os.environ.get("RANK", 0)) == 0:
         print(f"run written to {run}/ ({CHECKPOINT_FILE}, {TOKENIZER_FILE}, {METRICS_FILE})")
+        for line in run_verdict(run, cfg, command):
+            print(line)
+
+
+# ------------------------------------------------------------------- the end of a run, in words
+
+PLATEAU = 1.5  # [M] accuracy below this multiple of the unigram baseline's: still on the plateau
+PLATEAU_STEPS = 1000  # the tiny preset's 5-minute runs leave the plateau after ~1,000 steps (docs/training.md)
+STEP_COST_FIELDS = ("model", "model_overrides", "objective", "factorization", "rel_pos", "max_length",
+                    "mask_ratio", "vocab_size", "batch_size", "grad_accum", "batch_ramp", "num_workers")
+
+
+def reference_run(results: Path | None = None) -> dict | None:
+    """The recorded demo run (``results/demo.json``: preset, steps, minutes, machine), if there is one."""
+    if results is None:
+        from pmlm.reports import RESULTS
+        results = RESULTS
+    try:
+        ref = json.loads((results / "demo.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return ref if isinstance(ref, dict) and ref.get("steps") and ref.get("time_budget_min") else None
+
+
+def expected_steps(cfg: TrainConfig, reference: dict | None) -> tuple[int, str] | None:
+    """The steps a run of ``cfg`` should make, and where that number comes from; None if unknown.
+
+    Without a time budget, ``cfg.steps``. With one, the recorded demo run's steps scaled to the
+    budget, when ``cfg`` has that run's preset settings for everything a step costs.
+    """
+    if cfg.time_budget is None:
+        return cfg.steps, "--steps"
+    if reference is None or reference.get("preset") not in TRAIN_PRESETS:
+        return None
+    preset = TRAIN_PRESETS[reference["preset"]]
+    if any(getattr(cfg, f) != getattr(preset, f) for f in STEP_COST_FIELDS):
+        return None
+    m = reference.get("machine", {})
+    steps = round(reference["steps"] * cfg.time_budget / reference["time_budget_min"])
+    return steps, (f"the {reference['preset']} preset made {reference['steps']:,} steps in "
+                   f"{reference['time_budget_min']:g} minutes on {m.get('cpu', '?')}, {m.get('cores', '?')} cores, "
+                   f"results/demo.json")
+
+
+def with_flag(command: str, flag: str, value) -> str:
+    """``command`` with ``flag value`` in place of any ``flag`` it has (``--x v`` or ``--x=v``)."""
+    command = re.sub(rf"\s{re.escape(flag)}(=\S+|\s+\S+)", "", " " + command).strip()
+    return f"{command} {flag} {value}"
+
+
+def run_verdict(run: Path, cfg: TrainConfig, command: str | None = None, *, budget_flag: str = "--time-budget",
+                reference: dict | None = None) -> list[str]:
+    """Lines that say how a finished run went: steps made against expected, and the plateau in words.
+
+    ``command`` (the command line that started it) is the base of the command to try;
+    ``budget_flag`` is how it names minutes (the demo's ``--minutes``).
+    """
+    records = read_metrics(run)
+    start = next((r for r in records if r.get("event") == "start"), {})
+    end = next((r for r in reversed(records) if r.get("event") == "end"), {})
+    val = [r for r in records if r.get("split") == "val"]
+    made = end.get("step", val[-1]["step"] if val else 0)
+    minutes = end.get("elapsed_s", 0.0) / 60
+    on_cpu = str(start.get("device", "cpu")).startswith("cpu")
+    ref = (reference if reference is not None else reference_run()) if on_cpu else None
+    expected = expected_steps(cfg, ref) if (on_cpu or cfg.time_budget is None) else None
+    threads = f"; torch threads: {end['threads']} ({end['threads_chosen_by']})" if on_cpu and "threads" in end else ""
+    if cfg.time_budget is None:
+        head = f"steps: {made:,} of {cfg.steps:,}, in {minutes:.1f} minutes"
+    elif expected:
+        head = f"steps: {made:,} in {minutes:.1f} minutes, about {expected[0]:,} expected ({expected[1]})"
+    else:
+        head = f"steps: {made:,} in {minutes:.1f} minutes ({made / max(minutes, 1e-9):,.0f} a minute)"
+    lines = [head + threads]
+    if not val or not val[-1].get("unigram_m_acc"):
+        return lines
+    last, uni = val[-1], val[-1]["unigram_m_acc"]
+    scores = {k: last[f"val_{k}_m_acc"] for k in ("ae", "par") if last.get(f"val_{k}_m_acc") is not None
+              and cfg.objective in (k, "ae+par")}
+    if not scores:
+        return lines
+    best = max(scores.values())
+    figures = ", ".join(f"{k.upper()} {v:.3f}" for k, v in scores.items()) + f", unigram {uni:.3f}"
+    if best >= PLATEAU * uni:
+        lines.append(f"the model left the unigram plateau: [M] accuracy {best / uni:.1f}x the unigram "
+                     f"baseline's ({figures})")
+        return lines
+    base = command or "python -m pmlm.train"
+    if "--overwrite" not in base.split() and "--resume" not in base.split() and "pmlm.demo" not in base:
+        base += " --overwrite"
+    lines.append(f"the model did not leave the unigram plateau: [M] accuracy {best / uni:.1f}x the unigram "
+                 f"baseline's ({figures}), the score of guessing word pieces by their frequency alone")
+    if smoke_mode():
+        cause = ("smoke mode: PMLM_SMOKE or CI is set, which keeps every run to a handful of steps; unset it "
+                 f"and run again: {base}")
+    elif expected and expected[1] != "--steps" and made < 0.5 * expected[0]:
+        more = math.ceil(cfg.time_budget * expected[0] / max(made, 1))
+        used = (f", on {end['threads']} torch thread{'s' if end['threads'] > 1 else ''} ({end['threads_chosen_by']})"
+                if "threads" in end else "")
+        cause = (f"the machine was busy: {made:,} of about {expected[0]:,} steps{used}. Run it when the machine "
+                 f"is idle (uptime shows the load), or give it the time those steps take: "
+                 f"{with_flag(base, budget_flag, more)}")
+    elif made < PLATEAU_STEPS:
+        fix = (with_flag(base, budget_flag, math.ceil(cfg.time_budget * PLATEAU_STEPS / max(made, 1)))
+               if cfg.time_budget is not None else with_flag(base, "--steps", max(1500, PLATEAU_STEPS)))
+        cause = (f"too few steps: {made:,}; 5-minute runs of the tiny preset leave the plateau after about "
+                 f"{PLATEAU_STEPS:,} (docs/training.md). Try: {fix}")
+    else:
+        cause = (f"the recipe: {made:,} steps at learning rate {cfg.lr:g} did not do it, where the presets' "
+                 f"recipes do (docs/training.md). Try the preset as it is: python -m pmlm.train --preset tiny "
+                 f"--out-dir {cfg.out_dir} --overwrite")
+    lines.append("likely cause: " + cause)
+    return lines

@@ -28,6 +28,7 @@ Choices where the paper is silent, and why:
 from __future__ import annotations
 
 import importlib
+import math
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
 
@@ -105,6 +106,9 @@ class TrainConfig:
     overwrite: bool = False  # allow starting afresh over an existing run in out_dir
     progress: bool = True  # a tqdm progress bar on rank 0
     num_workers: int = 0  # DataLoader workers building masked batches ahead; 0 = in this process
+    # torch threads of a CPU run; None = one per core free at the start (pmlm.machine.choose_threads:
+    # torch's threads spin-wait for each other, so a thread on a busy core holds all of them up)
+    threads: int | None = None
     # CPU speed: glibc keeps freed tensor memory instead of handing it back and page-faulting it in
     # again every step (pmlm.allocator; measured 0.1-0.2 s of a 0.8 s PMLM step on the CPU)
     keep_freed_memory: bool = True
@@ -114,7 +118,9 @@ class TrainConfig:
         self.model_overrides = dict(self.model_overrides)
         self.loggers = logger_names(self.loggers)
 
-    def validate(self) -> None:
+    def validate(self, *, imports: bool = True) -> None:
+        """A ValueError naming the first setting that cannot run; ``imports=False`` leaves out the
+        check that each ``--logger`` package imports (the command line parses without them)."""
         if self.model not in PRESETS:
             raise ValueError(f"unknown model preset {self.model!r}; choose one of {sorted(PRESETS)}")
         if self.objective not in OBJECTIVES:
@@ -132,8 +138,19 @@ class TrainConfig:
         for name in ("warmup_fraction", "batch_ramp"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"TrainConfig.{name} must lie in [0, 1), got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.time_budget is not None and not math.isfinite(self.time_budget):
+            raise ValueError(f"time_budget is minutes of wall time and must be finite, got {self.time_budget}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr}")
+        if not (math.isfinite(self.grad_clip) and self.grad_clip >= 0):
+            raise ValueError(f"grad_clip is the largest gradient norm and must be >= 0 (0 = no clipping), "
+                             f"got {self.grad_clip}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {self.weight_decay}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be at least 1 (or left out: one per free core), got {self.threads}")
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
         if not 0.0 < self.mask_ratio < 1.0:
             raise ValueError(f"mask_ratio must lie in (0, 1), got {self.mask_ratio}")
         if self.extra_text not in (None, "tasks"):
@@ -152,11 +169,20 @@ class TrainConfig:
             if name not in LOGGERS:
                 raise ValueError(f"unknown logger {name!r} in --logger; choose from {sorted(LOGGERS)} "
                                  "(metrics.jsonl is always written)")
+            if not imports:
+                continue
             try:
                 importlib.import_module(name)
             except ImportError:
                 raise ValueError(f"--logger {name} needs the {name} package: "
                                  f"pip install 'pmlm[{name}]' (or pip install {name})") from None
+
+    def check_device(self) -> None:
+        """A ValueError unless ``device`` exists on this machine (not part of :meth:`validate`, so
+        that ``--plan`` can price a GPU run on a laptop)."""
+        from pmlm.machine import check_device
+
+        check_device(self.device)
 
     def model_config(self, vocab_size: int) -> PMLMConfig:
         """The PMLMConfig of this run for a tokenizer of ``vocab_size`` entries."""
@@ -244,4 +270,4 @@ TRAIN_PRESETS["large"] = replace(TRAIN_PRESETS["base"], model="large", batch_siz
 # Fields a resumed run may change; any other difference from the checkpoint is refused.
 RESUMABLE_CHANGES = {"steps", "log_every", "eval_every", "save_every", "device", "resume",
                      "overwrite", "progress", "out_dir", "eval_examples", "num_workers",
-                     "keep_freed_memory", "loggers"}  # loggers: a resume may add or drop one
+                     "keep_freed_memory", "loggers", "threads"}  # loggers: a resume may add or drop one
