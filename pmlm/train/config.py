@@ -215,7 +215,8 @@ class TrainConfig:
             cfg = replace(cfg, steps=min(cfg.steps, 8), warmup_steps=2, log_every=2, eval_every=4,
                           eval_examples=16, save_every=8, batch_size=min(cfg.batch_size, 8),
                           grad_accum=1, max_length=min(cfg.max_length, 256),
-                          max_documents=cfg.max_documents or 40)
+                          # a prepared directory (--data) is already cut to size by whoever made it
+                          max_documents=None if overrides.get("data") else (cfg.max_documents or 40))
         known = {f.name for f in fields(cls)}
         unknown = set(overrides) - known
         if unknown:
