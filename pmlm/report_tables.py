@@ -7,6 +7,7 @@ line saying how to measure it when the file is not there yet.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
@@ -58,4 +59,49 @@ def data_scale_block() -> str:
                   f"read memory-mapped) take {arrow['arrow_bytes_per_token']:.1f} bytes a token on disk against "
                   f"{arrow['shard_bytes_per_token']} in the shards, and a random 32-example batch "
                   f"{arrow['arrow_batch_s'] * 1e3:.2f} ms to read against {arrow['shards_batch_s'] * 1e3:.2f} ms."]
+    return "\n".join(lines)
+
+
+FAULT_OUTCOMES = {"clean": "an error was expected: one line that says what is wrong, no traceback",
+                  "handled": "valid input or a fault to survive, and the result checks out",
+                  "traceback": "a Python traceback", "vague": "an error, but its last line lacks what is wrong",
+                  "silent": "exit 0 where an error was expected, or a wrong result",
+                  "refused": "valid input, refused", "lost": "files lost, changed or left behind",
+                  "hung": "still running at the time limit", "killed": "killed by the kernel (memory)",
+                  "skipped": "the hunt itself failed on the case"}
+
+
+def fault_hunt_block() -> str:
+    """Outcomes of the fault hunt (``results/fault_hunt.json``, ``benchmarks/fault_hunt.py``)."""
+    r = _json(RESULTS / "fault_hunt.json")
+    if r is None:
+        return "Not measured yet (`python benchmarks/fault_hunt.py`)."
+    m = r["machine"]
+    counts = r["counts"]
+    lines = [f"Measured by `benchmarks/fault_hunt.py` on {r['date']} ({m.get('cpu', '?')}, "
+             f"{m.get('cores', '?')} cores, load {m.get('load', '?')} at the start, torch {m.get('torch', '?')}; "
+             f"{'read-only and full disks on tmpfs' if r['mounts'] else 'no tmpfs: the disk cases left out'}; "
+             f"{r['seconds'] / 60:.0f} minutes): {len(r['cases'])} cases.", "",
+             "| outcome | cases | meaning |", "|---|---|---|"]
+    lines += [f"| {o} | {counts[o]} | {meaning} |" for o, meaning in FAULT_OUTCOMES.items() if counts.get(o)]
+    entries: dict[str, list[dict]] = {}
+    for case in r["cases"]:
+        entries.setdefault(case["entry"].split()[0], []).append(case)
+    lines += ["", "| entry point | cases | clean | handled | other |", "|---|---|---|---|---|"]
+    for entry, cases in entries.items():
+        n = {o: sum(c["outcome"] == o for c in cases) for o in ("clean", "handled")}
+        lines.append(f"| `{entry}` | {len(cases)} | {n['clean']} | {n['handled']} | "
+                     f"{len(cases) - n['clean'] - n['handled']} |")
+    bad = [c for c in r["cases"] if c["outcome"] not in ("clean", "handled")]
+    if bad:
+        lines += ["", f"The {len(bad)} cases that are neither clean nor handled (their commands are in the results "
+                  "file), with the last line of standard error, or what was wrong:", ""]
+        for c in bad:
+            words = c["note"] if c["outcome"] in ("silent", "refused", "lost", "hung", "killed", "skipped") else ""
+            said = re.sub(r"/tmp/pmlm-fault-hunt-[^/\s]+", "$WORK", words or c["last_line"] or c["note"])
+            said = said.replace("|", "\\|")
+            said = said if len(said) <= 140 else said[:137] + "..."
+            lines.append(f"* **{c['outcome']}** `{c['entry']}` {c['case']}: {said}")
+    else:
+        lines += ["", "Every case ended clean or handled."]
     return "\n".join(lines)
