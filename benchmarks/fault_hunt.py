@@ -331,7 +331,7 @@ def classify(case: Case, res: Result, d: Path) -> tuple[str, str]:
             return "handled", res.note
         return ("silent" if res.rc == 0 else "refused"), problem
     if res.rc == 0:
-        said = last_line(res.stdout) or last_line(res.stderr)
+        said = next((s for s in (last_line(res.stdout), last_line(res.stderr)) if len(s) > 3), "")
         return "silent", "exit 0 where an error was expected" + (f"; it said: {said[:100]}" if said else "")
     if not re.search(case.words, last_line(res.stderr), re.IGNORECASE):
         return "vague", f"the last line lacks /{case.words}/"
