@@ -30,15 +30,10 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from pmlm.report_tables import data_scale_block, fault_hunt_block
+from pmlm.report_tables import RESULTS, _json, data_scale_block, fault_hunt_block
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "results"
 CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
-
-
-def _json(path: Path):
-    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def read_jsonl(path: Path, *, repair: bool = False) -> list[dict]:

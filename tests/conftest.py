@@ -35,6 +35,19 @@ def tiny_model(vocab):
     return pmlm.PMLMModel(config).eval()
 
 
+@pytest.fixture(scope="session")
+def tokenizer_path(tmp_path_factory):
+    """One tokenizer for the training tests' runs (WordPiece training is not bit-deterministic, and
+    no run then trains its own); a module may define its own for another size."""
+    from pmlm.data import prepare_corpus
+    from pmlm.tokenizer import save_tokenizer
+
+    corpus = prepare_corpus(None, max_documents=12, vocab_size=1000, max_length=48)
+    path = tmp_path_factory.mktemp("tok") / "tokenizer.json"
+    save_tokenizer(corpus.tokenizer, path)
+    return str(path)
+
+
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
     """Tiny models run much faster on one thread when the CPU is shared (no OpenMP spin-waiting)."""

@@ -20,21 +20,11 @@ import pytest
 import torch
 
 from pmlm.checkpoint import read_checkpoint, read_metrics
-from pmlm.data import prepare_corpus
-from pmlm.tokenizer import save_tokenizer
 from pmlm.train import TrainConfig, pretrain
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64, "max_positions": 64}
+from tiny import MODEL
 
-
-@pytest.fixture(scope="module")
-def tokenizer_path(tmp_path_factory):
-    """One tokenizer for every run (training a WordPiece vocabulary is not bit-deterministic)."""
-    corpus = prepare_corpus(None, max_documents=12, vocab_size=1000, max_length=48)
-    path = tmp_path_factory.mktemp("tok") / "tokenizer.json"
-    save_tokenizer(corpus.tokenizer, path)
-    return str(path)
 
 
 def cfg(out, tokenizer_path, threads: int, **kw) -> TrainConfig:

@@ -32,7 +32,7 @@ from pmlm.tokenizer import save_tokenizer, train_tokenizer
 from pmlm.train import TrainConfig, main as train_main, pretrain
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64, "max_positions": 64}
+from tiny import MODEL
 WORDS = ["a gorgeous , witty film", "dull and lifeless", "the best film of the year", "a waste of time",
          "witty and warm", "lifeless and dull , a bore"]
 TEXTS = [f"{WORDS[i % 6]} number {i}" for i in range(60)]  # unique: the split hashes the text

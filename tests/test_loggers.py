@@ -10,21 +10,11 @@ from pathlib import Path
 import pytest
 
 from pmlm.checkpoint import read_metrics
-from pmlm.data import prepare_corpus
-from pmlm.tokenizer import save_tokenizer
 from pmlm.train import TrainConfig, main, parse_args, pretrain
 from pmlm.train.loggers import WANDB_ID_FILE, scalars
 
-MODEL = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64, "max_positions": 64}
+from tiny import MODEL
 
-
-@pytest.fixture(scope="module")
-def tokenizer_path(tmp_path_factory):
-    """One tokenizer for the module's runs, so that no run trains its own."""
-    corpus = prepare_corpus(None, max_documents=12, vocab_size=1000, max_length=48)
-    path = tmp_path_factory.mktemp("tok") / "tokenizer.json"
-    save_tokenizer(corpus.tokenizer, path)
-    return str(path)
 
 
 def tiny(out, tokenizer_path, **kw) -> TrainConfig:

@@ -20,16 +20,8 @@ from pmlm.tokenizer import save_tokenizer
 from pmlm.train import TrainConfig, lr_lambda, main, make_optimizer, parse_args, pretrain, smoke_mode
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64, "max_positions": 64}
+from tiny import MODEL
 
-
-@pytest.fixture(scope="module")
-def tokenizer_path(tmp_path_factory):
-    """One tokenizer for the module's runs (WordPiece training is not bit-deterministic)."""
-    corpus = prepare_corpus(None, max_documents=12, vocab_size=1000, max_length=48)
-    path = tmp_path_factory.mktemp("tok") / "tokenizer.json"
-    save_tokenizer(corpus.tokenizer, path)
-    return str(path)
 
 
 def cfg(out, tokenizer_path, **kw) -> TrainConfig:
