@@ -468,8 +468,11 @@ def main(argv: list[str] | None = None) -> None:
         if not results.is_file():
             raise SystemExit(f"python -m pmlm.ablation: error: no results at {results}; run the ablation first "
                              "(without --report-only) or pass --results")
-        out.mkdir(parents=True, exist_ok=True)
-        table = report(out, preset, Path(args.figure) if args.figure else None, results)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            table = report(out, preset, Path(args.figure) if args.figure else None, results)
+        except (ValueError, OSError) as err:  # a damaged results file (file:line), an unwritable --out
+            raise SystemExit(f"python -m pmlm.ablation: error: {err}") from None
     else:
         table = run(preset, out, seeds=args.seeds, variants=args.variants, control=not args.no_control,
                     rel_pos=not args.no_rel_pos, fresh=args.fresh, figure=args.figure or None, log=log,

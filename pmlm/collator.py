@@ -23,6 +23,7 @@ worker draw the same masks.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 
 import torch
@@ -118,12 +119,29 @@ class PMLMCollator:
     def __call__(self, sequences: Sequence[Sequence[int] | torch.Tensor | dict]) -> dict[str, torch.Tensor]:
         if len(sequences) == 0:
             raise ValueError("cannot collate an empty list of sequences")
-        examples = []
-        for seq in sequences:
-            if isinstance(seq, dict):
-                seq = seq["input_ids"]
-            examples.append(self.example([int(t) for t in (seq.tolist() if torch.is_tensor(seq) else seq)]))
+        examples = [self.example(token_ids(seq["input_ids"] if isinstance(seq, dict) else seq, i))
+                    for i, seq in enumerate(sequences)]
         return pad_and_mask(examples, self.pad_id)
+
+
+def token_ids(seq, index: int = 0) -> list[int]:
+    """One sequence of token ids as a list of Python ints, refusing what only looks like one: a
+    string (tokenize it first), floats or bools (``int(6.5)`` would silently become 6)."""
+    if isinstance(seq, (str, bytes)):
+        raise ValueError(f"sequence {index} is a string ({seq[:20]!r}), not token ids: "
+                         "encode it with the tokenizer first")
+    if hasattr(seq, "dtype"):  # a tensor or a numpy array: one check of its dtype
+        kind = str(seq.dtype).rsplit(".", 1)[-1]
+        if "int" not in kind:
+            raise ValueError(f"sequence {index} holds {kind} values, not token ids: pass integers")
+        return [int(t) for t in seq.tolist()]
+    ids = []
+    for t in seq:
+        if isinstance(t, bool) or not hasattr(t, "__index__"):
+            raise ValueError(f"sequence {index} holds the {type(t).__name__} {t!r}, not a token id: "
+                             "pass integers")
+        ids.append(operator.index(t))
+    return ids
 
 
 def pad_and_mask(examples: list[dict[str, torch.Tensor]], pad_id: int) -> dict[str, torch.Tensor]:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -245,11 +246,16 @@ def main(argv: list[str] | None = None) -> None:
                    help="also write the summary, with the machine, to results/demo.json (the numbers the "
                         "README and docs quote; python -m pmlm.reports renders them)")
     args = p.parse_args(argv)
+    for flag, value, least in (("--steps", args.steps, 1), ("--examples", args.examples, 0),
+                               ("--minutes", args.minutes, 1e-9)):
+        if value is not None and not (value >= least and math.isfinite(value)):
+            p.error(f"{flag} must be {'at least 1' if least == 1 else 'positive' if least else '>= 0'}, "
+                    f"got {value}")
 
     cuda = torch.cuda.is_available()
     preset = args.preset or ("small" if cuda else "tiny")
     overrides = {"out_dir": args.out_dir, "overwrite": True}
-    if args.steps:
+    if args.steps is not None:
         overrides["steps"] = args.steps
     elif not smoke_mode():  # smoke mode (CI, notebooks under nbval) keeps its handful of steps
         overrides["time_budget"] = args.minutes

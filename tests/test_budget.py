@@ -7,7 +7,7 @@ from pmlm.checkpoint import read_checkpoint, read_metrics
 from pmlm.train import TrainConfig, parse_args, pretrain
 from pmlm.train import budget as budget_module
 from pmlm.train.budget import Budget, accumulation, schedule_factor
-from test_train import cfg, tokenizer_path  # noqa: F401  (the module's tokenizer fixture)
+from test_train import cfg
 
 
 def test_schedule_warms_up_then_decays_to_zero_on_the_fraction():

@@ -95,3 +95,20 @@ def test_another_thread_count_differs_only_in_the_last_bits(reference):
     assert max(gaps) <= 1e-5, max(gaps)
     a, b = weights(reference[1]), weights(reference[2])
     assert max(float((a[k] - b[k]).abs().max()) for k in a) <= 1e-6
+
+
+def test_a_resume_without_threads_takes_the_count_the_run_started_with(tmp_path, tokenizer_path, monkeypatch):
+    """Left to itself, a resume would choose from the cores free at *its* start, and so could
+    compute in another order than the run it continues; it takes the recorded count instead."""
+    from pmlm import machine
+
+    for name in machine.THREAD_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(machine, "free_cores", lambda: 1)  # the resume starts on a busier machine
+    run = pretrain(cfg(tmp_path / "run", tokenizer_path, 2, steps=4, eval_every=0))
+    pretrain(cfg(tmp_path / "run", tokenizer_path, None, steps=6, eval_every=0, resume=True))
+    ends = [r for r in read_metrics(run) if r.get("event") == "end"]
+    assert [(r["threads"], r["threads_chosen_by"]) for r in ends] == [
+        (2, "--threads"), (2, "the count the resumed run started with")]
+    pretrain(cfg(tmp_path / "run", tokenizer_path, 1, steps=8, eval_every=0, resume=True))  # --threads wins
+    assert [r["threads"] for r in read_metrics(run) if r.get("event") == "end"][-1] == 1

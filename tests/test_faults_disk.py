@@ -482,3 +482,28 @@ def test_an_export_by_an_older_pmlm_is_still_its_own_folder(tmp_path, tok_path):
     newer = small_model(tok, 2)
     pmlm.export_hf(newer, tok, out)  # no force needed: its config.json says export_hf wrote it
     assert fingerprint(pmlm.import_hf(out)[0]) == fingerprint(newer)
+
+
+@pytest.mark.parametrize("fault", ["read-only", "full"])
+def test_prepare_and_course_build_on_a_bad_disk_end_with_one_line(tmp_path, fault):
+    """``pmlm.prepare`` and ``course build`` on a read-only or a full tmpfs: exit with one line
+    naming the fault and what to do, no traceback (a real mount only: their writes go through many
+    files, numpy and nbformat, which no single patched writer stands in for)."""
+    text = tmp_path / "corpus.txt"
+    text.write_text("\n\n".join(f"Sentence number {i} of the corpus, with some words in it." for i in range(400)))
+    with tmpfs(tmp_path / "disk", size="64k") as mounted:
+        if not mounted:
+            pytest.skip("needs root and mount for a tmpfs (the in-process cases above cover the writers)")
+        if fault == "read-only":
+            remount_read_only(tmp_path / "disk")
+        want = "Read-only file system" if fault == "read-only" else "No space left on device"
+        commands = {
+            "pmlm.prepare": [str(text), "--out", str(tmp_path / "disk" / "prep"), "--vocab-size", "300",
+                             "--max-length", "32", "--workers", "1", "--no-progress"],
+            "pmlm.course": ["build", str(tmp_path / "disk" / "course"), "--tasks", "4"]}
+        for module, argv in commands.items():
+            done = subprocess.run([sys.executable, "-m", module, *argv], capture_output=True, text=True,
+                                  timeout=120, cwd=ROOT)
+            lines = done.stderr.strip().splitlines()
+            assert done.returncode != 0 and "Traceback" not in done.stderr, (module, done.stderr[-2000:])
+            assert want in lines[-1] and "error:" in lines[-1], (module, lines[-1])

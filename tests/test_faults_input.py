@@ -85,6 +85,25 @@ def test_train_flags_that_cannot_train_are_refused_when_parsed(argv, message, tm
     assert not (tmp_path / "run").exists()  # refused before any work
 
 
+def test_max_documents_zero_is_refused_by_its_name(tmp_path):
+    got = one_line_exit(train_main, ["--max-documents", "0", "--out-dir", str(tmp_path / "run")])
+    assert "--max-documents must be at least 1" in got
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--steps", "0"], "--steps must be at least 1, got 0"),  # 0 once meant "use --minutes"
+    (["--examples", "-1"], "--examples must be >= 0, got -1"),
+    (["--minutes", "nan"], "--minutes must be positive"),
+])
+def test_demo_flags_that_cannot_run_are_refused_before_any_work(argv, message, tmp_path, capsys):
+    from pmlm.demo import main as demo_main
+
+    with pytest.raises(SystemExit) as exc:
+        demo_main(argv + ["--out-dir", str(tmp_path / "run"), "--figures", str(tmp_path / "fig")])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists() and not (tmp_path / "fig").exists()
+
+
 def test_grad_clip_zero_is_off_and_plan_may_name_a_gpu(tmp_path):
     from pmlm.train import parse_args
 
@@ -319,6 +338,33 @@ def test_a_torn_last_line_of_a_results_file_is_skipped_with_a_warning(tmp_path):
     path.write_text('{"variant": "A"}\n{"vari\n{"variant": "C"}\n')  # damage before the end is an error
     with pytest.raises(ValueError, match=r"results.jsonl:2: not a JSON record"):
         read_jsonl(path)
+
+
+@pytest.mark.parametrize("seq, message", [
+    ([6.5, 7.0, 8.0], "holds the float 6.5, not a token id"),  # int() would have made it 6, silently
+    ([True, 7], "holds the bool True"),
+    ("hello world", "is a string ('hello world'), not token ids: encode it with the tokenizer first"),
+    (torch.tensor([6.0, 7.0]), "holds float32 values, not token ids"),
+])
+def test_the_collator_refuses_what_only_looks_like_token_ids(seq, message):
+    import numpy as np
+    from pmlm.collator import PMLMCollator
+
+    collate = PMLMCollator(mask_id=4, pseudo_id=5, pad_id=0, vocab_size=50, eos_id=3)
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        collate([[6, 7, 8], seq])
+    ids = collate([[6, 7, 8], np.array([6, 7]), torch.tensor([9, 10]), [np.int64(7)]])["input_ids"]
+    assert ids.shape[0] == 4  # integers of every kind still pass
+
+
+def test_a_report_of_a_results_file_damaged_in_the_middle_is_one_line(tmp_path):
+    from pmlm.ablation import main as ablation_main
+
+    path = tmp_path / "damaged.jsonl"
+    path.write_text('{"variant": "A", "seed": 0}\n{"vari\n{"variant": "C", "seed": 0}\n')
+    got = one_line_exit(ablation_main, ["--preset", "micro", "--out", str(tmp_path / "abl"), "--figure", "",
+                                        "--results", str(path), "--report-only"])
+    assert "damaged.jsonl:2: not a JSON record" in got
 
 
 # ------------------------------------------------------------------------------ a busy machine

@@ -72,6 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"python -m pmlm.course {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a read-only or full disk under OUT (or under --json)
+        where = err.filename or getattr(args, "out", None) or args.dir
+        print(f"python -m pmlm.course {args.command}: error: {err.strerror or err}: {where}; free space, "
+              "fix the permissions or choose another folder", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         left = ("every graded process is stopped and its temporary folder removed" if args.command == "grade" else
                 "the staging folder is removed; OUT may hold part of the new build: run it again with --force")

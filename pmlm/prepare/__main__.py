@@ -60,6 +60,10 @@ def main(argv: list[str] | None = None) -> None:
                       progress=args.progress, command=command)
     except (ValueError, FileNotFoundError) as err:
         raise SystemExit(f"pmlm.prepare: error: {err}") from None
+    except OSError as err:  # a read-only or full disk: what is written stays, the next run continues
+        raise SystemExit(f"pmlm.prepare: error: cannot write {err.filename or args.out}: {err.strerror or err}; "
+                         "free space (or pick another --out) and run the same command again to continue"
+                         ) from None
     except KeyboardInterrupt:
         raise SystemExit("pmlm.prepare: stopped; run the same command again to continue") from None
     manifest = read_manifest(out)

@@ -151,6 +151,9 @@ class TrainConfig:
             raise ValueError(f"threads must be at least 1 (or left out: one per free core), got {self.threads}")
         if self.num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
+        if self.max_documents is not None and self.max_documents < 1:
+            raise ValueError(f"--max-documents must be at least 1 (or left out: every document), "
+                             f"got {self.max_documents}")
         if not 0.0 < self.mask_ratio < 1.0:
             raise ValueError(f"mask_ratio must lie in (0, 1), got {self.mask_ratio}")
         if self.extra_text not in (None, "tasks"):

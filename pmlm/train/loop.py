@@ -53,7 +53,7 @@ from pmlm.train.distributed import Dist, init_distributed, pick_device, rank0_de
 from pmlm.train.evaluation import Evaluator, describe_val
 from pmlm.train.optim import lr_lambda, make_optimizer
 from pmlm.train.progress import ProgressBar, Window, train_record
-from pmlm.train.run_dir import check_resumable, prepare_run_dir, rng_state, run_lock, training_record
+from pmlm.train.run_dir import check_resumable, prepare_run_dir, resumed_threads, rng_state, run_lock, training_record
 from pmlm.train.setup import build_model, open_log, seed_dropout, train_batches
 
 
@@ -101,7 +101,7 @@ def pretrain(cfg: TrainConfig, on_step: Callable | None = None, *, command: str 
     want_cuda = cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())
     d = init_distributed("cuda" if want_cuda else "cpu")
     # CPU: one torch thread per free core, unless the user chose (pmlm.machine); restored afterwards
-    threads = (torch.get_num_threads(), "a GPU run") if want_cuda else \
+    threads = (torch.get_num_threads(), "a GPU run") if want_cuda else resumed_threads(cfg) or \
         choose_threads(cfg.threads, processes=int(os.environ.get("LOCAL_WORLD_SIZE", d.world)))
     try:
         with threads_for_run(threads[0]), run_lock(cfg, d):  # rank 0 holds <out_dir>/run.lock: one run a folder
@@ -145,7 +145,7 @@ def _pretrain(cfg: TrainConfig, d: Dist, on_step: Callable | None, command: str 
             loss_module, device_ids=[device.index] if device.type == "cuda" else None)
     batches = train_batches(cfg, corpus, d, device, micro)
     evaluator = Evaluator(cfg, corpus, model, device, autocast) if d.main else None
-    log = open_log(cfg, d, out, state, corpus, model)
+    log = open_log(cfg, d, out, state, corpus, model, threads)
 
     def save(step: int) -> None:
         good["saved"] = step

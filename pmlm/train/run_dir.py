@@ -36,6 +36,7 @@ import torch
 
 from pmlm.checkpoint import CHECKPOINT_FILE, METRICS_FILE, read_metrics
 from pmlm.locks import hold
+from pmlm.machine import THREAD_ENV
 from pmlm.model_files import TOKENIZER_FILE, WEIGHTS_FILE, written_files
 from pmlm.train.config import RESUMABLE_CHANGES, TrainConfig
 from pmlm.train.distributed import Dist, rank0_decides
@@ -68,6 +69,20 @@ def _take_run_lock(out: Path, resume: bool, stack: contextlib.ExitStack) -> None
         stack.enter_context(hold(out / RUN_LOCK, "training run"))
     except OSError as err:
         raise RunWriteError(f"cannot write to out_dir {out}: {err.strerror or err}") from None
+
+
+def resumed_threads(cfg: TrainConfig) -> tuple[int, str] | None:
+    """``--resume`` without ``--threads`` (or ``OMP_NUM_THREADS``): the thread count the run started
+    with, from its start record, so that the resumed run computes what an uninterrupted one would
+    (the count is part of the arithmetic: docs/training.md, "Reproducible"). None otherwise."""
+    path = Path(cfg.out_dir) / METRICS_FILE
+    if not cfg.resume or cfg.threads is not None or any(os.environ.get(n) for n in THREAD_ENV) \
+            or not path.is_file():
+        return None
+    start = next((r for r in read_metrics(path) if r.get("event") == "start"), {})
+    if not start.get("threads"):
+        return None
+    return int(start["threads"]), "the count the resumed run started with"
 
 
 def _remove_if_empty(path: Path) -> None:

@@ -71,7 +71,7 @@ def train_batches(cfg: TrainConfig, corpus: Corpus, d: Dist, device: torch.devic
 
 
 def open_log(cfg: TrainConfig, d: Dist, out: Path, state: dict | None, corpus: Corpus,
-             model: PMLMModel) -> Sinks:
+             model: PMLMModel, threads: tuple[int, str] = (0, "")) -> Sinks:
     """The metrics log (truncated to the checkpoint on resume; also TensorBoard, W&B with --logger) and,
     on rank 0, the tokenizer file."""
     if d.main:
@@ -90,6 +90,7 @@ def open_log(cfg: TrainConfig, d: Dist, out: Path, state: dict | None, corpus: C
                        "train_tokens": corpus.train.num_tokens(), "vocab_size": tok.get_vocab_size(),
                        "parameters": sum(p.numel() for p in model.parameters()),
                        "data": corpus.description, "time_budget": cfg.time_budget,
+                       "threads": threads[0], "threads_chosen_by": threads[1],  # a resume takes them again
                        "wall_clock": time.strftime("%Y-%m-%d %H:%M:%S"), **unigram_baseline(corpus)})
     return log
 
