@@ -2,6 +2,7 @@
 
     python benchmarks/finetune_study.py sentiment   # tune on validation, then 3 seeds (~25 min, 2 threads)
     python benchmarks/finetune_study.py verses      # KJV -> WEB, 3 seeds each, BLEU against steps
+    python benchmarks/finetune_study.py verses-long # the reference model until validation BLEU levels off
     python benchmarks/finetune_study.py report      # print the tables from results/finetune.jsonl
 
 Both initialisations have the same architecture and tokenizer (the shipped reference model's,
@@ -17,6 +18,13 @@ difference is the pre-trained weights.
 * **Verses** (KJV -> WEB, held-out books): the ``tiny`` fine-tuning recipe from each
   initialisation, 3 seeds; greedy BLEU on 100 validation verses every ``--eval-every`` steps (the
   learning curve), beam-4 BLEU and chrF on the test verses at the end, beside copying the source.
+
+* **Verses, long** (``verses-long``): the reference model alone, seed 0, the ``tiny`` recipe over
+  ``--steps`` (default 8,000: the linear decay stretched over them), greedy validation BLEU every
+  ``--eval-every`` steps. It has levelled off when ``--patience`` points in a row gain less than
+  ``--min-gain`` BLEU over the best so far (the step of the best point is recorded). At the end the
+  test verses are decoded twice with beam 4: as the ``tiny`` recipe does, and with s2s-ft's
+  ``--forbid_duplicate_ngrams`` (trigram blocking), beside copying the source.
 
 Every finished run is a line of ``results/finetune.jsonl`` (keyed by its settings); a run already
 there is skipped, so the study resumes where it stopped.
@@ -145,6 +153,51 @@ def verses(args) -> None:
                   f"{m['seconds']:.0f} s", flush=True)
 
 
+def levelled_off(curve: list[dict], patience: int, min_gain: float) -> int | None:
+    """The step of the best validation BLEU once ``patience`` later points in a row gain less than
+    ``min_gain`` over it; None while the curve is still climbing."""
+    best, since = None, 0
+    for point in curve:
+        if best is None or point["val_bleu"] >= best["val_bleu"] + min_gain:
+            best, since = point, 0
+        else:
+            since += 1
+            if since >= patience:
+                return best["step"]
+    return None
+
+
+def verses_long(args) -> None:
+    splits = bible_splits()
+    row = {"task": "verses-long", "init": "reference", "lr": args.lr, "pooling": None, "epochs": None,
+           "train_limit": None, "steps": args.steps, "seed": 0}
+    if any(key(r) == key(row) for r in read_rows()):
+        print("verses-long: already in the results file")
+        return
+    from pmlm.finetune.seq2seq import encode_pairs, evaluate_generation
+    from pmlm.finetune.common import check_vocab
+    from pmlm.finetune.data import subsample
+
+    model, tok = backbone("reference", 0)
+    cfg = replace(Seq2SeqConfig.preset("tiny"), lr=args.lr, max_steps=args.steps, seed=0,
+                  eval_every=args.eval_every, curve_examples=100)
+    m = finetune_seq2seq(model, tok, splits, cfg, log=lambda line: print(line, flush=True))
+    test_pairs, test_rows, _ = encode_pairs(tok, splits["test"], cfg)
+    keep = subsample(list(range(len(test_pairs))), cfg.eval_limit, 0)  # the test verses of the run itself
+    blocked = evaluate_generation(model.eval(), tok, [test_rows[i] for i in keep], [test_pairs[i] for i in keep],
+                                  check_vocab(model, tok), replace(cfg.decode, no_repeat_ngram_size=3))
+    row.update({k: m[k] for k in ("bleu", "chrf", "copy_bleu", "copy_chrf", "val_loss", "n_train", "n_test",
+                                  "seconds", "curve")}, **machine())
+    row.update({"eval_every": args.eval_every, "patience": args.patience, "min_gain": args.min_gain,
+                "levelled_off_at": levelled_off(m["curve"], args.patience, args.min_gain),
+                "bleu_trigram_blocked": blocked["bleu"], "chrf_trigram_blocked": blocked["chrf"],
+                "example": m["examples"][0], "example_trigram_blocked": blocked["examples"][0]})
+    append(row)
+    print(f"verses-long: BLEU {m['bleu']:.2f} chrF {m['chrf']:.2f}, trigram-blocked BLEU {blocked['bleu']:.2f} "
+          f"chrF {blocked['chrf']:.2f} (copy {m['copy_bleu']:.2f} / {m['copy_chrf']:.2f}); levelled off at "
+          f"{row['levelled_off_at']}; {m['seconds']:.0f} s", flush=True)
+
+
 def report() -> str:
     from pmlm.reports import finetune_block
     return finetune_block()
@@ -160,6 +213,12 @@ def main(argv: list[str] | None = None) -> None:
     v.add_argument("--lr", type=float, default=5e-4)
     v.add_argument("--steps", type=int, default=1500)
     v.add_argument("--eval-every", type=int, default=250)
+    w = sub.add_parser("verses-long")
+    w.add_argument("--lr", type=float, default=5e-4)
+    w.add_argument("--steps", type=int, default=8000)
+    w.add_argument("--eval-every", type=int, default=500)
+    w.add_argument("--patience", type=int, default=3, help="points without --min-gain that end the climb")
+    w.add_argument("--min-gain", type=float, default=0.5, help="validation BLEU a point must gain")
     sub.add_parser("report")
     args = p.parse_args(argv)
     torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -167,6 +226,8 @@ def main(argv: list[str] | None = None) -> None:
         sentiment(args)
     elif args.what == "verses":
         verses(args)
+    elif args.what == "verses-long":
+        verses_long(args)
     print(report())
 
 
