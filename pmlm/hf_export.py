@@ -34,22 +34,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
 from tokenizers import Tokenizer
 
 from pmlm.config import PMLMConfig
 from pmlm.model import PMLMModel
-from pmlm.model_files import (CONFIG_FILE, FILES_KEY, TIED, WEIGHTS_FILE, WRITER_KEY, load_weights, read_json,
+from pmlm.model_files import (CONFIG_FILE, EXPORT_FILES, FILES_KEY, TIED, WEIGHTS_FILE, WRITER_KEY, load_weights, read_json,
                               read_weights, write_directory, written_files)
 from pmlm.tokenizer import TOKENIZER_FILE, load_tokenizer, special_ids
 
 REMOTE = Path(__file__).resolve().parent / "hf_remote" / "modeling_pmlm.py"
 HF_FIELDS = ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size", "max_positions",
              "type_vocab_size", "rel_pos_buckets", "max_rel_distance", "layer_norm_eps", "norm")
-
-
-EXPORT_FILES = (CONFIG_FILE, "modeling_pmlm.py", WEIGHTS_FILE, TOKENIZER_FILE, "tokenizer_config.json",
-                "special_tokens_map.json")
 
 
 def export_hf(model: PMLMModel, tokenizer: Tokenizer, out_dir: str | Path, *, force: bool = False) -> Path:

@@ -54,6 +54,8 @@ FORMAT_VERSION = 1
 TIED = ("head.embedding.weight",)  # the same tensor as token_embedding.weight: stored once
 FILES_KEY, WRITER_KEY = "pmlm_files", "pmlm_writer"  # in the weights' metadata: what the save wrote, and who
 # what a save of pmlm wrote before the weights named it (an older pmlm), and a fine-tuned model's files
+EXPORT_FILES = (CONFIG_FILE, "modeling_pmlm.py", WEIGHTS_FILE, TOKENIZER_FILE, "tokenizer_config.json",
+                "special_tokens_map.json")  # a Hugging Face export's own files (pmlm.hf_export)
 LEGACY_FILES = {CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE, TRAINING_FILE, "task.json", "head.safetensors"}
 
 
@@ -159,7 +161,6 @@ def written_files(directory: Path) -> tuple[set[str], str | None]:
     if not isinstance(config, dict) or config.get("model_type") != "pmlm":
         return set(), None
     if "pmlm_config" in config:  # an older export_hf
-        from pmlm.hf_export import EXPORT_FILES
         return set(EXPORT_FILES), "export_hf"
     return set(LEGACY_FILES), "save_pretrained"
 

@@ -71,8 +71,8 @@ def test_micro_run_end_to_end(tmp_path, monkeypatch):
         return {name: [{"text": f"a {'good' if i % 2 else 'bad'} film {i}", "label": i % 2} for i in range(n)]
                 for name, n in (("train", 80), ("validation", 16), ("test", 16))}
 
-    monkeypatch.setattr(ablation, "bible_splits", toy_bible)
-    monkeypatch.setattr(ablation, "sentiment_splits", toy_sentiment)
+    monkeypatch.setattr(ablation.runs, "bible_splits", toy_bible)
+    monkeypatch.setattr(ablation.runs, "sentiment_splits", toy_sentiment)
     logs = []
     table = ablation.run("micro", tmp_path / "abl", variants=["AE", "AE+PAR"], figure=tmp_path / "fig.png",
                          log=logs.append)

@@ -164,6 +164,7 @@ def main(argv: list[str] | None = None) -> None:
 
 # ------------------------------------------------------------------- the end of a run, in words
 
+RESULTS = Path(__file__).resolve().parents[2] / "results"  # the repository's recorded runs
 PLATEAU = 1.5  # [M] accuracy below this multiple of the unigram baseline's: still on the plateau
 PLATEAU_STEPS = 1000  # the tiny preset's 5-minute runs leave the plateau after ~1,000 steps (docs/training.md)
 STEP_COST_FIELDS = ("model", "model_overrides", "objective", "factorization", "rel_pos", "max_length",
@@ -172,9 +173,7 @@ STEP_COST_FIELDS = ("model", "model_overrides", "objective", "factorization", "r
 
 def reference_run(results: Path | None = None) -> dict | None:
     """The recorded demo run (``results/demo.json``: preset, steps, minutes, machine), if there is one."""
-    if results is None:
-        from pmlm.reports import RESULTS
-        results = RESULTS
+    results = RESULTS if results is None else results
     try:
         ref = json.loads((results / "demo.json").read_text())
     except (OSError, ValueError):
