@@ -105,3 +105,25 @@ def fault_hunt_block() -> str:
     else:
         lines += ["", "Every case ended clean or handled."]
     return "\n".join(lines)
+
+
+def busy_machine_block() -> str:
+    """The default thread choice against 1 and all threads, idle and with a core busy
+    (``results/busy_machine.json``, ``benchmarks/busy_machine.py``)."""
+    r = _json(RESULTS / "busy_machine.json")
+    if r is None:
+        return "Not measured yet (`python benchmarks/busy_machine.py`)."
+    m = r["machine"]
+    lines = [f"Measured by `benchmarks/busy_machine.py` on {m.get('date', '?')} ({m.get('cpu', '?')}, "
+             f"{r['cores']} cores, torch {m.get('torch', '?')}): budgeted `tiny` runs of {r['minutes']:g} minute(s), "
+             f"{r['rounds']} round(s) of each setting, in rotating order, seed 0. *busy*: one process the script "
+             "starts spins on one core for the whole condition. Steps made in the budget (median over rounds):",
+             "", "| condition | cores busy at the start | " + " | ".join(next(iter(r["conditions"].values()))["steps"])
+             + " | default took | default / best other | target |",
+             "|---|---|" + "---|" * len(next(iter(r["conditions"].values()))["steps"]) + "---|---|---|"]
+    for condition, c in r["conditions"].items():
+        steps = " | ".join(f"{sorted(v)[len(v) // 2]:,}" for v in c["steps"].values())
+        lines.append(f"| {condition} | {r['busy_cores_at_start'][condition]:.2f} | {steps} | "
+                     f"{c['default_threads'][0]} thread(s) | {c['ratio']:.2f}x | "
+                     f"{c['target']:.2f}x: {'met' if c['met'] else 'MISSED'} |")
+    return "\n".join(lines)

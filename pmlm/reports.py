@@ -30,7 +30,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from pmlm.report_tables import RESULTS, _json, data_scale_block, fault_hunt_block
+from pmlm.report_tables import RESULTS, _json, busy_machine_block, data_scale_block, fault_hunt_block
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
@@ -437,7 +437,7 @@ BLOCKS: dict[str, Callable[[], str]] = {"demo": demo_block, "demo-fill-ins": dem
                                         "course-tasks": course_tasks_block, "finetune": finetune_block,
                                         "ablation": ablation_block, "decoding": decoding_block,
                                         "data-scale": data_scale_block,
-                                        "fault-hunt": fault_hunt_block,
+                                        "fault-hunt": fault_hunt_block, "busy-machine": busy_machine_block,
                                         "finetune-summary": lambda: summary_lines(finetune_block()),
                                         "ablation-summary": lambda: summary_lines(ablation_block())}
 DOCUMENTS = [ROOT / "README.md", ROOT / "docs" / "training.md", ROOT / "docs" / "teaching.md",
