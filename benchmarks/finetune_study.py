@@ -33,7 +33,6 @@ there is skipped, so the study resumes where it stopped.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import replace
@@ -49,7 +48,7 @@ from pmlm.finetune.data import bible_splits, sentiment_splits  # noqa: E402
 from pmlm.finetune.seq2seq import Seq2SeqConfig, finetune_seq2seq  # noqa: E402
 from pmlm.model import PMLMModel  # noqa: E402
 from pmlm.pretrained import load_reference  # noqa: E402
-from pmlm.reports import read_jsonl  # noqa: E402
+from pmlm.reports import append_jsonl, read_jsonl  # noqa: E402
 
 RESULTS = ROOT / "results" / "finetune.jsonl"
 INITS = ("reference", "control")
@@ -83,9 +82,7 @@ def machine() -> dict:
 
 
 def append(row: dict) -> None:
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with open(RESULTS, "a") as f:
-        f.write(json.dumps(row) + "\n")
+    append_jsonl(RESULTS, row)
 
 
 def run_sentiment(init: str, lr: float, pooling: str, epochs: int, seed: int, train_limit: int | None,

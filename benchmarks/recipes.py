@@ -21,7 +21,6 @@ is the column that compares them).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -33,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from common import machine  # noqa: E402
 
 from pmlm.checkpoint import read_metrics  # noqa: E402
+from pmlm.reports import append_jsonl  # noqa: E402
 from pmlm.train import TrainConfig, pretrain  # noqa: E402
 
 RESULTS = ROOT / "results" / "recipes.jsonl"
@@ -110,8 +110,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{name}: already in {RESULTS.name}, skipped")
                 continue
             result = run_recipe(name, args.minutes, args.seed, Path(args.out_root))
-            with open(RESULTS, "a") as f:
-                f.write(json.dumps(result) + "\n")
+            append_jsonl(RESULTS, result)
             v = result["val"]
             print(f"{name}: {result['steps']} steps, AE [M] acc {v['val_ae_m_acc']:.3f} bpc "
                   f"{v['val_ae_m_bpc']:.3f}, PAR [M] acc {v['val_par_m_acc']:.3f} bpc {v['val_par_m_bpc']:.3f}",

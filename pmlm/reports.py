@@ -69,6 +69,15 @@ def read_jsonl(path: Path, *, repair: bool = False) -> list[dict]:
     return records
 
 
+def append_jsonl(path: Path, record: dict) -> None:
+    """Add ``record`` as one line of the results file ``path``, on a line of its own whatever the
+    file ended with (a record written whole by an older tool without its newline)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    newline = path.is_file() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
+    with open(path, "a") as f:
+        f.write(("\n" if newline else "") + json.dumps(record) + "\n")
+
+
 def machine_words(m: dict) -> str:
     """``AMD EPYC 7B13, 2 cores, 2 threads, torch 2.13.0`` from a benchmark machine record."""
     parts = [m.get("cpu", "?"), f"{m.get('cores', '?')} cores", f"{m.get('threads', '?')} threads"]

@@ -3,7 +3,6 @@ repaired (a kill mid-append), appended to whole."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 
@@ -17,6 +16,6 @@ def read_results(path: Path, *, repair: bool = False) -> list[dict]:
 
 def append_result(path: Path, row: dict) -> None:
     """Add ``row`` as one line of ``path``, on a line of its own whatever the file ended with."""
-    newline = path.is_file() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
-    with open(path, "a") as f:
-        f.write(("\n" if newline else "") + json.dumps(row) + "\n")
+    from pmlm.reports import append_jsonl
+
+    append_jsonl(path, row)
