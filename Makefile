@@ -2,6 +2,7 @@
 # make test: set up .venv if needed, then run the tests and the notebooks (nbval).
 # make lab: open the notebooks in JupyterLab, on the environment of .venv.
 # make docs: build the offline site (README, docs, executed notebooks) into build/site.
+# make browser-test: notebooks 1, 2, 4 and the docs site in Chromium (Playwright; apt-get install chromium).
 # make figures: redraw figures/ (method figures; training figures from runs/ when present).
 # make bench: add the bench extra (transformers, for the HF peer) and run the CPU benchmarks, which
 #   update benchmarks/RESULTS.md and figures/step_cost_vs_length.png (long: BENCH_ARGS to pass flags).
@@ -11,6 +12,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 HF_STAMP := $(VENV)/.transformers
 DOCS_STAMP := $(VENV)/.docs
+BROWSER_STAMP := $(VENV)/.browser
 
 .PHONY: demo test figures bench lab docs clean
 
@@ -44,6 +46,16 @@ $(DOCS_STAMP): $(STAMP) requirements-docs.txt
 
 docs: $(DOCS_STAMP)
 	$(PY) scripts/build_docs.py
+
+# make browser-test: the widgets of notebooks 1, 2 and 4 in JupyterLab and the offline site, in Debian's
+# Chromium driven by Playwright (pinned in requirements-browser.txt); screenshots in build/browser
+.PHONY: browser-test
+$(BROWSER_STAMP): $(STAMP) requirements-browser.txt
+	$(PY) -m pip install --quiet -r requirements-browser.txt
+	touch $(BROWSER_STAMP)
+
+browser-test: docs $(BROWSER_STAMP)
+	$(PY) -m pytest -q -m browser tests/browser
 
 figures: $(STAMP)
 	$(PY) -m pmlm.figures

@@ -85,6 +85,13 @@ def test_sampler_statistics_are_seeded_and_match_the_paper():
     assert len(axes) == 2 and axes[1].get_xlim()[0] < 15  # the paper's 15% line is in view
 
 
+def test_histogram_calls_only_the_paper_s_ratio_the_paper_s():
+    legend = lambda stats: [t.get_text() for t in viz.plot_sampler_histograms(stats)[1].get_legend().get_texts()]  # noqa: E731
+    assert legend(viz.sampler_statistics(64, 50, 0))[:1] == ["paper's ratio 15%"]
+    chosen = legend(viz.sampler_statistics(64, 50, 0, mask_ratio=0.37))
+    assert chosen[:2] == ["paper's ratio 15%", "chosen ratio 37%"]
+
+
 def test_replacement_statistics_are_80_10_10_without_special_tokens():
     s = viz.replacement_statistics(num_tokens=20000, seed=0)
     c = s["counts"]
@@ -172,10 +179,20 @@ def test_text_example_with_replacement_never_shows_the_pseudo_mask():
     assert [shown[i] for i in (0, 1, 2, 5)] == WORDS[:3] + WORDS[5:6]
 
 
+def shown_at_drawn_size(image):
+    """The image shows at half its pixel width (drawn at 2x), its height following its aspect."""
+    from pmlm.viz.widgets import SCALE, png_size
+
+    width, _ = png_size(bytes(image.value))
+    return image.layout.width == f"{round(width / SCALE)}px" and image.layout.height == "auto"
+
+
 def test_masking_widget_redraws_headless():
     box = viz.masking_widget(WORDS, trials=20)
     first = box.views["sentence"].value
     assert first.count("<sup") >= 1 and bytes(box.views["histograms"].value).startswith(PNG)
+    assert shown_at_drawn_size(box.views["histograms"])
+    assert int(box.views["histograms"].layout.width[:-2]) <= 800  # fits a notebook beside the side panel
     box.controls["seed"].value = 7
     assert box.views["sentence"].value != first
     box.controls["mask_ratio"].value = 0.5
@@ -186,13 +203,40 @@ def test_masking_widget_redraws_headless():
 def test_layout_widget_updates_and_reports_bad_blocks():
     box = viz.layout_widget("Mr. Bennet replied that he had not.", "2-3; 0")
     assert "[P]" in box.views["table"].value and bytes(box.views["matrix"].value).startswith(PNG)
+    assert shown_at_drawn_size(box.views["matrix"]) and box.views["matrix"].layout.display is None
     box.controls["blocks"].value = "1; 1"
-    assert "overlap" in box.views["table"].value and bytes(box.views["matrix"].value) == b""
+    assert "steps 1 and 2 both mask word 1" in box.views["table"].value  # steps count from 1, as in the table
+    assert bytes(box.views["matrix"].value) == b"" and box.views["matrix"].layout.display == "none"
     box.controls["blocks"].value = "5"
     box.controls["sentence"].value = "A new sentence with seven words here."
     assert "crimson" not in box.views["table"].value and "seven" in box.views["words"].value
     rows = [ln.split() for ln in box.views["table"].value.splitlines()[2:] if "appended" not in ln]
     assert [r[2] for r in rows if r[3] == "[P]"] == ["5"]  # one [P], at position 5
+
+
+def test_layout_widget_says_when_it_cuts_a_long_sentence():
+    box = viz.layout_widget(" ".join(f"w{i}" for i in range(25)), "2-3", max_words=20)
+    assert "has 25 words; the widget lays out the first 20" in box.views["words"].value
+    box.controls["blocks"].value = "22"
+    assert "step 1 masks word 22, outside the words 0..19 (the first 20 of" in box.views["table"].value
+
+
+def test_check_steps_counts_steps_from_1_in_the_reader_s_numbering():
+    viz.check_steps([[3, 4], [1]], 1, 5)
+    with pytest.raises(ValueError, match="step 2 masks piece 6, outside the pieces 1..5"):
+        viz.check_steps([[3, 4], [6]], 1, 5, "piece")
+    with pytest.raises(ValueError, match="steps 1 and 3 both mask position 2"):
+        viz.check_steps([[2], [4], [2]], 0, 5)
+
+
+def test_widgets_display_a_static_copy_beside_the_live_widget():
+    box = viz.layout_widget("Mr. Bennet replied that he had not.", "2-3; 0")
+    bundle = box._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert "VBox" not in bundle["text/plain"] and "layout widget" in bundle["text/plain"]
+    copy = bundle["text/html"]
+    assert "static copy" in copy and "data:image/png;base64," in copy and "appended" in copy
+    assert f"width='{box.views['matrix'].layout.width[:-2]}'" in copy  # at the size the widget shows it
 
 
 def test_attention_probabilities_are_the_softmax_the_layer_uses(tiny_model, collator, real_ids):
@@ -278,8 +322,8 @@ def test_fill_in_predictions_come_from_the_m_and_the_p_of_one_pass(trained_pair)
     model, tok = trained_pair
     sentence = "she was not handsome enough to tempt him"
     pieces = viz.fill_in.pieces_of(tok, sentence)
-    out = viz.fill_in_predictions(model, tok, sentence, [[2, 3], [0]])
-    assert [(r["piece"], r["step"]) for r in out["rows"]] == [(2, 1), (3, 1), (0, 2)]
+    out = viz.fill_in_predictions(model, tok, sentence, [[3, 4], [1]])  # positions: [SOS] is 0
+    assert [(r["position"], r["step"]) for r in out["rows"]] == [(3, 1), (4, 1), (1, 2)]
     assert [r["truth"] for r in out["rows"]] == [pieces[2], pieces[3], pieces[0]]
     for r in out["rows"]:
         for key in ("ae", "par"):
@@ -287,34 +331,63 @@ def test_fill_in_predictions_come_from_the_m_and_the_p_of_one_pass(trained_pair)
             assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
     ex = out["example"]  # one pass: [M] at the masked context positions, then the [P]s of each step
     assert (ex.step_ids == -1).sum() == 2 and (ex.step_ids == -2).sum() == 1
-    with pytest.raises(ValueError, match="outside the sentence"):
+    with pytest.raises(ValueError, match=f"step 1 masks piece 99, outside the pieces 1..{len(pieces)}"):
         viz.fill_in_predictions(model, tok, sentence, [[99]])
+    with pytest.raises(ValueError, match="piece 0, outside"):  # [SOS] is no piece of the sentence
+        viz.fill_in_predictions(model, tok, sentence, [[0]])
 
 
 def test_fill_in_widget_redraws_and_compares_with_a_twin_headless(trained_pair):
     model, tok = trained_pair
-    box = viz.fill_in_widget(model, tok, "she was not handsome enough to tempt him", "2-3; 0", twin=(model, tok))
+    box = viz.fill_in_widget(model, tok, "she was not handsome enough to tempt him", "3-4; 1", twin=(model, tok))
     assert "AE-only model" in box.views["table"].value and bytes(box.views["attention"].value).startswith(PNG)
+    assert shown_at_drawn_size(box.views["attention"])
+    assert int(box.views["attention"].layout.width[:-2]) <= 800  # fits a notebook beside the side panel
     first = bytes(box.views["attention"].value)
     box.controls["head"].value = 1
     assert bytes(box.views["attention"].value) != first
     box.controls["blocks"].value = "1; 1"
-    assert "overlap" in box.views["table"].value and bytes(box.views["attention"].value) == b""
+    assert "steps 1 and 2 both mask piece 1" in box.views["table"].value
+    assert bytes(box.views["attention"].value) == b"" and box.views["attention"].layout.display == "none"
     box.controls["blocks"].value = "5"
-    assert box.views["table"].value.count("<tr>") == 2  # the header and one masked piece
+    table = box.views["table"].value
+    assert table.count("rowspan=") == 3 and table.count("<tr") == 1 + 3  # header, one line per guess
+    assert "<br>" not in table
+    pieces = viz.fill_in.pieces_of(tok, "she was not handsome enough to tempt him")
+    assert f"5:{pieces[4]}" in box.views["pieces"].value  # the numbering of the blocks and the map
+
+
+def test_fill_in_widget_gives_a_new_sentence_blocks_of_its_own(trained_pair):
+    model, tok = trained_pair
+    box = viz.fill_in_widget(model, tok, "she was not handsome enough to tempt him", "1", twin=None)
+    box.controls["blocks"].value = "2"
+    assert box.controls["blocks"].value == "2"  # the reader's blocks stay while the sentence does
+    sentence = "mr darcy was not handsome enough to tempt him"
+    box.controls["sentence"].value = sentence
+    assert box.controls["blocks"].value == viz.default_blocks(viz.fill_in.pieces_of(tok, sentence))
+    assert "for the new sentence" in box.views["note"].value and "crimson" not in box.views["table"].value
+
+
+def test_default_blocks_are_whole_words_that_fit_the_sentence():
+    assert viz.default_blocks(["mr", ".", "darcy", "was", "not", "handsome", "enough", "to", "tempt", "him", "."]) \
+        == "3-4; 10"
+    assert viz.default_blocks(["a", "truth", "universal", "##ly", "known"]) == "5"  # no two words side by side: one
+    assert viz.default_blocks(["a", "."]) == "1"
+    for pieces in (["it", "is", "a", "truth"], ["single", "man", "wife"]):
+        viz.check_steps(viz.parse_blocks(viz.default_blocks(pieces)), 1, len(pieces))
 
 
 def test_fill_in_widget_defaults_to_the_reference_beside_its_ae_only_twin():
-    box = viz.fill_in_widget(blocks="4-5; 9")
+    box = viz.fill_in_widget(blocks="5-6; 10")
     table = box.views["table"].value
     assert "AE-only model" in table and "first guess right: AE " in table
     ref, twin = pmlm.load_reference(), pmlm.load_reference(pmlm.pretrained.REFERENCE_AE)
     sentence = box.controls["sentence"].value
-    got = viz.fill_in.fill_in_table_html(viz.fill_in_predictions(*ref, sentence, [[4, 5], [9]]),
-                                 viz.fill_in_predictions(*twin, sentence, [[4, 5], [9]]))
+    got = viz.fill_in.fill_in_table_html(viz.fill_in_predictions(*ref, sentence, [[5, 6], [10]]),
+                                 viz.fill_in_predictions(*twin, sentence, [[5, 6], [10]]))
     assert table == got  # the twin column is the shipped AE-only model's, not the reference's again
-    box.controls["blocks"].value = "0"
-    assert box.views["table"].value.count("<tr>") == 2
+    box.controls["blocks"].value = "1"
+    assert box.views["table"].value.count("rowspan=") == 3
     with pytest.raises(ValueError, match="twin="):
         viz.fill_in_widget(twin="ae")
     with pytest.raises(ValueError, match="pair"):

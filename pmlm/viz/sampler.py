@@ -8,7 +8,9 @@ time, a random token 10%, itself 10%. :func:`sampler_statistics` and
 :func:`plot_sampler_histograms` and :func:`plot_replacement` put what they draw beside what the
 paper says. Overlapping blocks are rejected, which favours short ones, so the accepted lengths
 differ from the drawn ones (:func:`proposal_lengths`): the histogram shows both.
-:func:`masking_widget` puts sliders on the sampler and redraws a sentence and the histograms.
+:func:`masking_widget` puts sliders on the sampler and redraws a sentence and the histograms; the
+histogram of the masked share marks the paper's 15% whatever the slider says, and the ratio chosen
+on the slider as a line of its own.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ import torch
 
 from pmlm.masking import replacement_tokens, sample_blocks
 from pmlm.viz.blocks import render_blocks_html
-from pmlm.viz.common import figure_png, step_color
+from pmlm.viz.common import step_color
+
+PAPER_MASK_RATIO = 0.15  # section 3.1.2: blocks are drawn until 15% of the tokens are masked
 
 
 def proposal_lengths(block_prob: float = 0.4, block_len: tuple[int, int] = (2, 6)) -> dict[int, float]:
@@ -65,7 +69,11 @@ def summarize_sampler(stats: dict) -> str:
 
 
 def plot_sampler_histograms(stats: dict, axes=None):
-    """Two panels: block lengths (accepted vs. drawn) and the masked share per draw (vs. 15%)."""
+    """Two panels: block lengths (accepted vs. drawn) and the masked share per draw.
+
+    The second panel marks the paper's ratio (15%) and, when ``stats`` were drawn with another
+    ``mask_ratio``, that chosen ratio as a line of its own.
+    """
     import matplotlib.pyplot as plt
 
     if axes is None:
@@ -90,10 +98,12 @@ def plot_sampler_histograms(stats: dict, axes=None):
     n = stats["num_tokens"]
     edges = [100 * (k - 0.5) / n for k in range(int(min(shares) * n / 100), int(max(shares) * n / 100) + 2)]
     ax2.hist(shares, bins=edges, color="#4c9bd0")
-    target = 100 * stats.get("mask_ratio", 0.15)
-    ax2.set_xlim(min(target, edges[0]) - 0.5, edges[-1] + 0.5)
+    paper, chosen = 100 * PAPER_MASK_RATIO, 100 * stats.get("mask_ratio", PAPER_MASK_RATIO)
+    ax2.set_xlim(min(paper, chosen, edges[0]) - 0.5, max(paper, chosen, edges[-1]) + 0.5)
     mean = sum(shares) / len(shares)
-    ax2.axvline(target, color="crimson", lw=1.5, label=f"paper's ratio {target:.0f}%")
+    ax2.axvline(paper, color="crimson", lw=1.5, label=f"paper's ratio {paper:.0f}%")
+    if abs(chosen - paper) > 1e-9:
+        ax2.axvline(chosen, color="darkorange", ls=":", lw=1.8, label=f"chosen ratio {chosen:.0f}%")
     ax2.axvline(mean, color="black", ls="--", lw=1.2, label=f"mean {mean:.1f}%")
     ax2.set_xlabel(f"masked share of the {n} tokens (%)")
     ax2.set_ylabel("draws")
@@ -145,23 +155,30 @@ def plot_replacement(stats: dict, ax=None):
     return ax
 
 
-def masking_widget(tokens: Sequence[str], *, seed: int = 0, mask_ratio: float = 0.15,
+def masking_widget(tokens: Sequence[str], *, seed: int = 0, mask_ratio: float = PAPER_MASK_RATIO,
                    block_prob: float = 0.4, trials: int = 300):
     """Sliders for mask ratio, block probability and seed that redraw Algorithm 1 on ``tokens``.
 
-    Returns an ``ipywidgets.VBox``; ``box.controls`` holds the sliders and ``box.views`` the
-    ``sentence`` (HTML), ``summary`` (HTML) and ``histograms`` (PNG image) it updates, so that
-    it can be driven and checked without a browser. ``box.update()`` redraws.
+    Returns a :class:`pmlm.viz.widgets.WidgetBox`; ``box.controls`` holds the sliders and
+    ``box.views`` the ``sentence`` (HTML), ``summary`` (HTML) and ``histograms`` (PNG image) it
+    updates, so that it can be driven and checked without a browser. ``box.update()`` redraws.
+    The sliders redraw when they are let go; the histograms are drawn at the size they are shown.
     """
-    import matplotlib.pyplot as plt
     import ipywidgets as W
+    import matplotlib.pyplot as plt
+
+    from pmlm.viz.widgets import WidgetBox, show_figure
+
+    def slider(kind, **kw):
+        return kind(continuous_update=False, layout=W.Layout(width="250px"),
+                    style={"description_width": "60px"}, **kw)
 
     controls = {
-        "mask_ratio": W.FloatSlider(value=mask_ratio, min=0.05, max=0.5, step=0.01, description="ratio",
-                                    readout_format=".2f", continuous_update=False),
-        "block_prob": W.FloatSlider(value=block_prob, min=0.0, max=1.0, step=0.05, description="block p",
-                                    readout_format=".2f", continuous_update=False),
-        "seed": W.IntSlider(value=seed, min=0, max=99, description="seed", continuous_update=False),
+        "mask_ratio": slider(W.FloatSlider, value=mask_ratio, min=0.05, max=0.5, step=0.01, description="ratio",
+                             readout_format=".2f"),
+        "block_prob": slider(W.FloatSlider, value=block_prob, min=0.0, max=1.0, step=0.05, description="block p",
+                             readout_format=".2f"),
+        "seed": slider(W.IntSlider, value=seed, min=0, max=99, description="seed"),
     }
     views = {"sentence": W.HTML(), "summary": W.HTML(), "histograms": W.Image(format="png")}
 
@@ -176,11 +193,11 @@ def masking_widget(tokens: Sequence[str], *, seed: int = 0, mask_ratio: float = 
         stats = sampler_statistics(len(tokens), trials, controls["seed"].value, **kw)
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
         plot_sampler_histograms(stats, axes)
-        views["histograms"].value = figure_png(fig, dpi=72)
+        show_figure(views["histograms"], fig)
 
     for c in controls.values():
         c.observe(update, names="value")
     update()
-    box = W.VBox([W.HBox(list(controls.values())), views["sentence"], views["summary"], views["histograms"]])
-    box.controls, box.views, box.update = controls, views, update
-    return box
+    row = W.HBox(list(controls.values()), layout=W.Layout(flex_flow="row wrap"))
+    return WidgetBox([row, views["sentence"], views["summary"], views["histograms"]],
+                     controls=controls, views=views, update=update, name="The masking widget")
