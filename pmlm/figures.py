@@ -18,6 +18,8 @@ The training figures reuse runs when they are there and are skipped (with a mess
 
 * ``loss_curves.png``: the loss and accuracy curves of ``runs/demo`` (``make demo`` writes it);
 * ``par_by_step.png``: AE and PAR accuracy by factorization step of the shipped reference model;
+* ``verses_long.png``: validation BLEU against steps of the reference model fine-tuned on the
+  verses until it levels off (``results/finetune.jsonl``);
 * ``ablation.png``: Table 6 in miniature, from ``runs/ablation-gpu`` or ``runs/ablation-cpu``
   (``python -m pmlm.ablation`` writes them), drawn by :func:`pmlm.ablation.plot`.
 
@@ -183,7 +185,35 @@ def par_by_step(out: Path, runs: Path | None = None) -> Path | None:
     return save(ax.figure, out / "par_by_step.png")
 
 
-RUN_FIGURES = {"loss_curves": loss_curves, "ablation": ablation, "par_by_step": par_by_step}
+def verses_long(out: Path, runs: Path | None = None) -> Path | None:
+    """Validation BLEU against steps of the reference model fine-tuned on the verses until it levels
+    off (``results/finetune.jsonl``, ``benchmarks/finetune_study.py verses-long``)."""
+    import matplotlib.pyplot as plt
+
+    from pmlm.reports import RESULTS, read_jsonl
+
+    rows = [r for r in read_jsonl(RESULTS / "finetune.jsonl") if r["task"] == "verses-long"]
+    if not rows:
+        print("  skipped verses_long.png: run `python benchmarks/finetune_study.py verses-long` first")
+        return None
+    r = rows[-1]
+    steps, bleu = [p["step"] for p in r["curve"]], [p["val_bleu"] for p in r["curve"]]
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    ax.plot(steps, bleu, marker="o", label="fine-tuned reference model (greedy)")
+    ax.axhline(r["curve"][0]["val_copy_bleu"], color="grey", linestyle="--", label="copying the source")
+    if r.get("levelled_off_at") is not None:
+        ax.axvline(r["levelled_off_at"], color="tab:green", linestyle=":",
+                   label=f"levelled off (step {r['levelled_off_at']:,})")
+    ax.set(xlabel="fine-tuning step", ylabel="validation BLEU (100 verses)",
+           title=f"KJV -> WEB: {r['steps']:,} steps, lr {r['lr']:g}, linear decay, seed {r['seed']}")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return save(fig, out / "verses_long.png")
+
+
+RUN_FIGURES = {"loss_curves": loss_curves, "ablation": ablation, "par_by_step": par_by_step,
+               "verses_long": verses_long}
 
 
 def main(argv: list[str] | None = None) -> list[Path]:

@@ -30,7 +30,8 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from pmlm.report_tables import RESULTS, _json, busy_machine_block, data_scale_block, fault_hunt_block
+from pmlm.report_tables import (RESULTS, _json, busy_machine_block, data_scale_block, decoding_block,
+                                fault_hunt_block, machine_words)
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
@@ -76,15 +77,6 @@ def append_jsonl(path: Path, record: dict) -> None:
     newline = path.is_file() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
     with open(path, "a") as f:
         f.write(("\n" if newline else "") + json.dumps(record) + "\n")
-
-
-def machine_words(m: dict) -> str:
-    """``AMD EPYC 7B13, 2 cores, 2 threads, torch 2.13.0`` from a benchmark machine record."""
-    parts = [m.get("cpu", "?"), f"{m.get('cores', '?')} cores", f"{m.get('threads', '?')} threads"]
-    if m.get("load"):
-        parts.append(f"load {m['load']} at the start")
-    parts.append(f"torch {m.get('torch', '?')}")
-    return ", ".join(parts)
 
 
 def recipes_block() -> str:
@@ -361,6 +353,37 @@ def finetune_block() -> str:
     return "\n".join(lines)
 
 
+def verses_long_block() -> str:
+    """The reference model on the verses until validation BLEU levels off (``verses-long`` rows of
+    ``results/finetune.jsonl``): the curve, where it levelled off, test BLEU against copying."""
+    rows = [r for r in read_jsonl(RESULTS / "finetune.jsonl") if r["task"] == "verses-long"]
+    if not rows:
+        return "Not run yet (`python benchmarks/finetune_study.py verses-long`)."
+    r = rows[-1]
+    at = r.get("levelled_off_at")
+    curve = ", ".join(f"{p['step']:,}: {p['val_bleu']:.1f}" for p in r["curve"])
+    best = max(r["curve"], key=lambda p: p["val_bleu"])
+    lines = [f"Measured by `benchmarks/finetune_study.py verses-long` on {r['machine']}, {r['threads']} threads, "
+             f"torch {r['torch']}, {r['date']}: the reference model, the `tiny` fine-tuning recipe over "
+             f"{r['steps']:,} steps (lr {r['lr']:g}, linear decay), seed {r['seed']}, {r['seconds'] / 60:.0f} "
+             "minutes" + (f", with the code of commit `{r['commit'][:7]}`" if r.get("commit") else "") + ".", "",
+             f"Validation BLEU against steps (greedy, 100 validation verses; copying scores "
+             f"{r['curve'][0]['val_copy_bleu']:.1f} on them): {curve}.  ",
+             (f"It levelled off at step {at:,}: the {r['patience']} points after it gained less than "
+              f"{r['min_gain']:g} BLEU each (best {best['val_bleu']:.1f} at step {best['step']:,})." if at is not None
+              else f"It was still climbing at step {r['steps']:,} (no {r['patience']} points in a row gained less "
+                   f"than {r['min_gain']:g} BLEU): the best is {best['val_bleu']:.1f}, at step {best['step']:,}."),
+             "", "| test verses (500, beam 4) | BLEU | chrF |", "|---|---|---|",
+             f"| fine-tuned, as the `tiny` recipe decodes | {r['bleu']:.1f} | {r['chrf']:.1f} |",
+             f"| fine-tuned, trigram blocking (s2s-ft's `--forbid_duplicate_ngrams`) | "
+             f"{r['bleu_trigram_blocked']:.1f} | {r['chrf_trigram_blocked']:.1f} |",
+             f"| copying the source | {r['copy_bleu']:.1f} | {r['copy_chrf']:.1f} |", ""]
+    top = max(r["bleu"], r["bleu_trigram_blocked"])
+    lines.append(f"Goal \"beat copying the source\": {'met' if top > r['copy_bleu'] else 'MISSED'} "
+                 f"(best {top:.1f} against {r['copy_bleu']:.1f}, {top - r['copy_bleu']:+.1f} BLEU).")
+    return "\n".join(lines)
+
+
 def ablation_block(preset: str = "cpu") -> str:
     """The committed ablation run (``results/ablation-<preset>.jsonl``): table and the paper's claim."""
     import math
@@ -399,28 +422,12 @@ def ablation_block(preset: str = "cpu") -> str:
     return "\n".join(lines)
 
 
-def decoding_block() -> str:
-    """Cached decoding against recomputation (``results/decoding.json``, ``benchmarks/decoding.py``)."""
-    r = _json(RESULTS / "decoding.json")
-    if r is None:
-        return "Not measured yet (`python benchmarks/decoding.py`)."
-    lines = [f"Measured by `benchmarks/decoding.py` ({machine_words(r['machine'])}; {r['threads']} threads, "
-             f"{r['machine'].get('date', '?')}; the `{r['model']}` model, {r['sources']} sources of "
-             f"{r['source_tokens']} tokens, `[EOS]` forbidden so that every step runs; medians of {r['rounds']} "
-             "interleaved rounds):", "", "| max_length | beam | cached | recomputed | speed-up | same tokens |",
-             "|---|---|---|---|---|---|"]
-    for row in r["rows"]:
-        lines.append(f"| {row['max_length']} | {row['beam']} | {row['cached_s']:.2f} s | {row['recomputed_s']:.2f} s "
-                     f"| {row['speedup']:.1f}x | {'yes' if row['same_tokens'] else 'NO'} |")
-    return "\n".join(lines)
-
-
 def summary_lines(block: str) -> str:
     """The verdict lines of a block (targets, plateau, the paper's claim), for the README."""
     keep = [line.rstrip() for line in block.splitlines()
             if line.startswith(("Target", "Goal", "Every PAR variant", "AE+PAR against AE", "Always answering",
-                                "Sentiment test accuracy", "Verses test"))
-            or "runs recorded" in line or "has not been run" in line]
+                                "Sentiment test accuracy", "Verses test", "It levelled off", "It was still climbing"))
+            or "runs recorded" in line or "has not been run" in line or line.startswith("Not run yet")]
     return "\n".join(keep) if keep else block
 
 
@@ -447,7 +454,9 @@ BLOCKS: dict[str, Callable[[], str]] = {"demo": demo_block, "demo-fill-ins": dem
                                         "ablation": ablation_block, "decoding": decoding_block,
                                         "data-scale": data_scale_block,
                                         "fault-hunt": fault_hunt_block, "busy-machine": busy_machine_block,
+                                        "verses-long": verses_long_block,
                                         "finetune-summary": lambda: summary_lines(finetune_block()),
+                                        "verses-long-summary": lambda: summary_lines(verses_long_block()),
                                         "ablation-summary": lambda: summary_lines(ablation_block())}
 DOCUMENTS = [ROOT / "README.md", ROOT / "docs" / "training.md", ROOT / "docs" / "teaching.md",
              ROOT / "docs" / "finetuning.md", ROOT / "docs" / "ablation.md"]
