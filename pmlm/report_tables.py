@@ -17,6 +17,15 @@ def _json(path: Path):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def machine_words(m: dict) -> str:
+    """``AMD EPYC 7B13, 2 cores, 2 threads, torch 2.13.0`` from a benchmark machine record."""
+    parts = [m.get("cpu", "?"), f"{m.get('cores', '?')} cores", f"{m.get('threads', '?')} threads"]
+    if m.get("load"):
+        parts.append(f"load {m['load']} at the start")
+    parts.append(f"torch {m.get('torch', '?')}")
+    return ", ".join(parts)
+
+
 def data_scale_block() -> str:
     """Today's in-memory path against a prepared directory (``results/data_scale.json``)."""
     r = _json(RESULTS / "data_scale.json")
@@ -126,4 +135,37 @@ def busy_machine_block() -> str:
         lines.append(f"| {condition} | {r['busy_cores_at_start'][condition]:.2f} | {steps} | "
                      f"{c['default_threads'][0]} thread(s) | {c['ratio']:.2f}x | "
                      f"{c['target']:.2f}x: {'met' if c['met'] else 'MISSED'} |")
+    return "\n".join(lines)
+
+
+def decoding_block() -> str:
+    """Cached decoding against recomputation, and batched against one source at a time
+    (``results/decoding.json``, ``benchmarks/decoding.py``)."""
+    r = _json(RESULTS / "decoding.json")
+    if r is None:
+        return "Not measured yet (`python benchmarks/decoding.py`)."
+    busy = f", {r['busy_cores_at_start']} cores busy with other work at the start" if "busy_cores_at_start" in r else ""
+    seed = f", seed {r['seed']}" if "seed" in r else ""
+    lines = [f"Measured by `benchmarks/decoding.py` ({machine_words(r['machine'])}{busy}; {r['threads']} threads"
+             f"{seed}, {r['machine'].get('date', '?')}). The cache: the `{r['model']}` model, {r['sources']} sources "
+             f"of {r['source_tokens']} tokens, `[EOS]` forbidden so that every step runs; medians of {r['rounds']} "
+             "interleaved rounds:", "", "| max_length | beam | cached | recomputed | speed-up | same tokens |",
+             "|---|---|---|---|---|---|"]
+    for row in r["rows"]:
+        lines.append(f"| {row['max_length']} | {row['beam']} | {row['cached_s']:.2f} s | {row['recomputed_s']:.2f} s "
+                     f"| {row['speedup']:.1f}x | {'yes' if row['same_tokens'] else 'NO'} |")
+    t = r.get("throughput")
+    if t:
+        s = t["source_tokens"]
+        lines += ["", f"Batches: the shipped reference model (`{t['model']}`), {t['sources']} test verses of "
+                  f"{s['min']} to {s['max']} word pieces (median {s['median']:g}), {t['target_tokens']} tokens "
+                  f"generated for each (`[EOS]` forbidden), one source at a time against batches of "
+                  f"{t['batch_size']} sorted by length; sources decoded per second, medians of {t['rounds']} "
+                  "interleaved rounds:", "",
+                  "| decoding | one at a time | batched | speed-up | same tokens |", "|---|---|---|---|---|"]
+        for row in t["rows"]:
+            same = "yes" if row["same_tokens"] else f"{row['sources_differing']} of {t['sources']} differ"
+            lines.append(f"| {'greedy' if row['beam'] == 1 else 'beam ' + str(row['beam'])} | "
+                         f"{row['one_per_s']:.1f} /s | {row['batched_per_s']:.1f} /s | {row['speedup']:.1f}x | "
+                         f"{same} |")
     return "\n".join(lines)

@@ -4,6 +4,7 @@ The model is random (large initial weights so that every dependence shows) and i
 "the same tokens" is not at the mercy of float32 near-ties.
 """
 
+import math
 import random
 
 import pytest
@@ -131,3 +132,97 @@ def test_special_tokens_are_never_generated(model, sources):
     for beam in (1, 3):
         for y in generate(model, sources, IDS, beam_size=beam, max_length=12):
             assert not {IDS["pad"], IDS["sos"], IDS["mask"], IDS["pseudo"], IDS["eos"]} & set(y)
+
+
+def test_banned_ngram_tokens_with_ignored_words():
+    dot = 9
+    assert banned_ngram_tokens([1, dot, 1], 2) == [dot]  # "1 ." seen
+    assert banned_ngram_tokens([1, dot, 1], 2, {dot}) == []  # "." is never banned
+    assert banned_ngram_tokens([dot, 1, dot], 2, {dot}) == []  # after a "." nothing is banned
+    assert banned_ngram_tokens([1, 2, dot, 1, 2], 3, {dot}) == []  # "1 2 ." holds the ignored "."
+    assert banned_ngram_tokens([1, 2, 3, 1, 2], 3, {dot}) == [3]  # other n-grams stay blocked
+
+
+# ------------------------------------------------- hand-built cases: a decoder whose probabilities are scripted
+# tests/scripted_decoder.py stands in for the model: the probabilities of each step are written below, so
+# that the output the specification implies can be worked out by hand.
+
+A, B, C, D, DOT = 6, 7, 8, 9, 10
+EOS = IDS["eos"]
+
+
+def scripted_generate(monkeypatch, model, script, **kw):
+    from scripted_decoder import scripted
+
+    from pmlm.finetune import decoding
+    monkeypatch.setattr(decoding, "CachedStepper", scripted(script, V))
+    return generate(model, [[11, 12]], IDS, **kw)[0]
+
+
+def wanted(tokens: list[int]):
+    """Step t prefers ``tokens[t - 1]`` (0.6); the fallback D has 0.2, at step 6 0.35, so that the
+    best way around one blocked token is unique: take D at step 6."""
+    from scripted_decoder import by_position
+    return by_position([{w: 0.6, D: 0.35 if t == 6 else 0.2} if w != D else {D: 0.6}
+                        for t, w in enumerate(tokens, start=1)])
+
+
+@pytest.mark.parametrize("beam", [1, 3])
+def test_forbid_duplicate_ngrams_by_hand(monkeypatch, model, beam):
+    kw = dict(beam_size=beam, max_length=10, length_penalty=0.0)
+    run = lambda tokens, **more: scripted_generate(monkeypatch, model, wanted(tokens), **kw, **more)  # noqa: E731
+    # trigrams: the 6th token would repeat "A B C", so the fallback D comes instead
+    assert run([A, B, C, A, B, C, EOS]) == [A, B, C, A, B, C]
+    assert run([A, B, C, A, B, C, EOS], no_repeat_ngram_size=3) == [A, B, C, A, B, D]
+    assert run([A, B, C, A, B, C, EOS], no_repeat_ngram_size=4) == [A, B, C, A, B, C]  # "A B C A" is new
+    # an ignored word is never banned: "A B ." may repeat
+    assert run([A, B, DOT, A, B, DOT, EOS], no_repeat_ngram_size=3) == [A, B, DOT, A, B, D]
+    assert run([A, B, DOT, A, B, DOT, EOS], no_repeat_ngram_size=3, forbid_ignore_ids=(DOT,)) == [A, B, DOT, A, B, DOT]
+    # nor is anything after a prefix that holds one: "A . B" may repeat
+    assert run([A, DOT, B, A, DOT, B, EOS], no_repeat_ngram_size=3) == [A, DOT, B, A, DOT, D]
+    assert run([A, DOT, B, A, DOT, B, EOS], no_repeat_ngram_size=3, forbid_ignore_ids=(DOT,)) == [A, DOT, B, A, DOT, B]
+    # ... while the n-grams without it stay blocked
+    assert run([A, B, C, A, B, C, EOS], no_repeat_ngram_size=3, forbid_ignore_ids=(DOT,)) == [A, B, C, A, B, D]
+
+
+@pytest.mark.parametrize("beam", [1, 2])
+def test_min_length_by_hand(monkeypatch, model, beam):
+    """Every step prefers [EOS] (0.9); min_length m forbids it at steps 1..m (s2s-ft: ``t <= min_len``),
+    so exactly m tokens come out: the next best, A."""
+    from scripted_decoder import by_position
+    stop = by_position([{EOS: 0.9, A: 0.06, B: 0.03}])
+    for m in range(5):
+        assert scripted_generate(monkeypatch, model, stop, beam_size=beam, min_length=m) == [A] * m
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.5, 1.0, 2.0, 3.0])
+def test_length_penalty_by_hand(monkeypatch, model, alpha):
+    """Two finished hypotheses: [] (EOS at step 1, p = 0.5) and [A] (A 0.45, then EOS 0.9). The
+    search keeps the one of higher log p / ((5 + t) / 6) ** alpha, t counting [EOS] (s2s-ft's score)."""
+    from scripted_decoder import scripted
+    script = lambda prefix: {EOS: 0.5, A: 0.45} if not prefix else {EOS: 0.9, A: 0.05}  # noqa: E731
+    short = math.log(0.5) / ((5 + 1) / 6) ** alpha
+    long = math.log(0.45 * 0.9) / ((5 + 2) / 6) ** alpha
+    expected = [] if short > long else [A]
+    from pmlm.finetune import decoding
+    monkeypatch.setattr(decoding, "CachedStepper", scripted(script, V))
+    assert generate(model, [[11]], IDS, beam_size=2, length_penalty=alpha)[0] == expected
+    assert (expected == [A]) == (alpha >= 2.0)  # the penalty changes the answer between alpha 1 and 2
+
+
+@pytest.mark.parametrize("beam", [1, 3])
+def test_batched_decoding_equals_one_source_at_a_time_in_input_order(model, beam, monkeypatch):
+    rng = random.Random(3)
+    many = [[rng.randrange(6, V) for _ in range(rng.randint(1, 14))] for _ in range(9)]
+    kw = dict(beam_size=beam, max_length=10, min_length=2, no_repeat_ngram_size=2)
+    alone = [generate(model, [s], IDS, batch_size=1, **kw)[0] for s in many]
+    from pmlm.finetune import decoding
+    seen, done = [], []
+    run = decoding._greedy if beam == 1 else decoding._beam
+    monkeypatch.setattr(decoding, "_greedy" if beam == 1 else "_beam",
+                        lambda m, srcs, *a: seen.append([len(s) for s in srcs]) or run(m, srcs, *a))
+    assert generate(model, many, IDS, batch_size=4, progress=done.append, **kw) == alone
+    assert [len(b) for b in seen] == [4, 4, 1] and done == [4, 4, 1]
+    lengths = [n for b in seen for n in b]
+    assert lengths == sorted((len(s) for s in many), reverse=True)  # batches of the longest first
+    assert len(set(map(tuple, alone))) > 1  # the sources get different outputs, so order shows

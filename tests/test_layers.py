@@ -2,7 +2,8 @@
 no two modules import each other at load time.
 
 The floors, bottom to top (README, "Using the package"): the method's pieces; the layout and the
-model; the data, the tokenizer, checkpoints and the weights' import and export; training,
+model; the data, the tokenizer, checkpoints, the weights' import and export and the scores of
+generated text (ROUGE, BLEU, chrF); training,
 fine-tuning and the pictures; and on top what puts them together for a user. ``model_files`` (the
 whole-or-nothing writer of a model folder) sits beside ``model``, whose ``save_pretrained`` uses it.
 A new top-level module must be given its floor here.
@@ -19,9 +20,9 @@ FLOORS = [
      "allocator", "rows"},
     {"layout", "model", "layers", "kvcache", "model_files"},
     {"collator", "tokenizer", "data", "checkpoint", "unilmv2", "hf_export", "hf_remote", "pretrained", "prepare",
-     "corpora", "checkpoints"},
+     "corpora", "checkpoints", "evaluate"},
     {"train", "finetune", "viz"},
-    {"demo", "ablation", "figures", "reports", "report_tables", "course", "predict", "check", "evaluate"},
+    {"demo", "ablation", "figures", "reports", "report_tables", "course", "predict", "check"},
 ]
 
 

@@ -124,9 +124,13 @@ def test_label_smoothing_loss(model):
     rows = batch["par_labels"] != -100
     logp = torch.log_softmax(model.head(hidden[rows]).float(), -1)
     labels = batch["par_labels"][rows]
-    nll = -logp.gather(1, labels[:, None]).squeeze(1)
-    expected = (0.9 * nll - 0.1 * logp.mean(-1)).mean()  # (1 - eps) NLL + eps x uniform cross entropy
+    q = torch.full_like(logp, 0.1 / (V - 2))  # s2s-ft's LabelSmoothingLoss: eps / (V - 2) off the label ...
+    q[:, IDS["pad"]] = 0.0  # ... none on [PAD] ...
+    q.scatter_(1, labels[:, None], 0.9)  # ... and 1 - eps on it
+    expected = (q * (q.log() - logp)).nan_to_num().sum(-1).mean()  # KL(q || p), 0 log 0 = 0
     torch.testing.assert_close(seq2seq_loss(model, batch, 0.1), expected)
+    nll = -logp.gather(1, labels[:, None]).squeeze(1)
+    torch.testing.assert_close(seq2seq_loss(model, batch, 0.0), nll.mean())  # no smoothing: cross entropy
     assert rows.sum() == len(TGT) + 1 + 3  # only the [P]s carry labels
 
 

@@ -140,7 +140,7 @@ def test_bad_checkpoints_name_what_is_wrong(files):
     state = synthetic_state(False)
     cases = [({k: v for k, v in state.items() if k != "bert.encoder.layer.1.output.dense.bias"}, "missing keys"),
              ({**state, "bert.encoder.layer.0.crossattention.w": torch.zeros(1)}, "unknown keys in the UniLMv2"),
-             ({**state, "cls.predictions.bias": torch.zeros(V + 1)}, "head.bias: file"),
+             ({**state, "cls.predictions.bias": torch.zeros(V + 1)}, "cls.predictions.bias: file"),
              ({k: v for k, v in state.items() if k != "bert.encoder.layer.0.attention.self.key.bias"},
               "layer 0 lacks attention.self.key.bias")]
     for bad, message in cases:

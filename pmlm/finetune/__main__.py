@@ -10,9 +10,26 @@ Examples (CPU)::
 Without ``--pretrained`` the model is the control: the ``--size`` preset, freshly initialised, with
 a tokenizer trained on the task's training text. ``--preset smoke`` (also chosen by ``PMLM_SMOKE=1``
 or ``CI``) runs in seconds; ``tiny`` in minutes on a CPU; ``small`` is the GPU recipe. Flags
-override single fields of the preset. ``--data FILE`` (classify only) reads a ``.tsv``/``.csv``
+override single fields of the preset. ``classify --data FILE`` reads a ``.tsv``/``.csv``
 (optionally ``.gz``) or ``.jsonl`` with ``label`` and ``text`` columns; ``--labels`` names its
-classes. Metrics are printed as JSON and written to ``--out`` if given, before ``--save DIR`` keeps the
+classes. ``seq2seq --data FILE [--validation FILE]`` reads s2s-ft's JSON lines or a TSV of pairs
+(:mod:`pmlm.finetune.pairs`), cutting pairs longer than ``--max-source-length`` /
+``--max-target-length`` as s2s-ft does (and saying how many). ``--pretrained`` also takes a
+published UniLMv2 checkpoint or a Hugging Face export (:func:`pmlm.finetune.common.load_pretrained_model`).
+
+Scaled as pre-training is (:mod:`pmlm.finetune.loop`): ``torchrun --nproc_per_node N -m
+pmlm.finetune seq2seq ...`` gives each process its part of every batch; ``--batch-size`` counts
+the pairs of one optimizer step over all processes and ``--grad-accum`` micro-batches;
+``--steps``/``--warmup-steps`` set s2s-ft's linear schedule; bf16 autocast on a GPU
+(``--no-bf16``: float32); ``--out-dir DIR --save-every N`` writes checkpoints, ``--resume``
+continues one. For XSum on the published UniLMv2 (docs/interop.md)::
+
+    torchrun --nproc_per_node 4 -m pmlm.finetune seq2seq --pretrained unilm2-base-uncased \\
+        --data xsum/train.jsonl --preset small --max-source-length 464 --max-target-length 48 \\
+        --batch-size 64 --grad-accum 2 --lr 7e-5 --warmup-steps 1000 --steps 48000 --word-drop 0.4 \\
+        --out-dir runs/xsum-run --save-every 1500 --save runs/xsum
+
+Metrics are printed as JSON and written to ``--out`` if given, before ``--save DIR`` keeps the
 fine-tuned model (``pmlm.finetune.saved``) for ``python -m pmlm.predict``. Bad input (a missing or
 corrupt checkpoint, a label outside the classes, another vocabulary, a setting that cannot train
 such as ``--lr 0`` or ``--epochs 0``, a device that is not there, a data row that does not parse,
@@ -25,9 +42,10 @@ from __future__ import annotations
 
 import argparse
 import csv
-import gzip
 import io
 import json
+import math
+import os
 import sys
 from pathlib import Path
 
@@ -36,10 +54,12 @@ import torch
 from pmlm.finetune.classify import ClassifyConfig, finetune_classify
 from pmlm.finetune.common import load_backbone, smoke_mode
 from pmlm.finetune.data import SENTIMENT_LABELS, bible_splits, sentiment_splits
-from pmlm.finetune.decoding import DecodeConfig
+from pmlm.finetune.decode_flags import add_decode_arguments, decode_config
+from pmlm.finetune.pairs import json_object, read_pairs, read_text
 from pmlm.finetune.seq2seq import Seq2SeqConfig, finetune_seq2seq
 from pmlm.machine import check_device, choose_threads, threads_for_run
 from pmlm.model_files import ModelWriteError
+from pmlm.train.distributed import Dist, init_distributed
 
 
 def read_rows(path: str | Path) -> list[dict]:
@@ -50,39 +70,13 @@ def read_rows(path: str | Path) -> list[dict]:
     the gzip its name says are each a ValueError naming the file and the line.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no data file at {path}")
-    suffix = path.with_suffix("").suffix if path.suffix == ".gz" else path.suffix
-    if suffix not in (".jsonl", ".tsv", ".csv"):
-        raise ValueError(f"{path}: expected a .tsv, .csv or .jsonl file (optionally .gz)")
-    raw = path.read_bytes()
-    if path.suffix == ".gz":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as err:  # not gzip at all, or cut short
-            raise ValueError(f"{path} cannot be read as gzip ({err}): a truncated download, or not "
-                             "compressed (rename it without .gz)") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = raw[:err.start].count(b"\n") + 1
-        raise ValueError(f"{path}:{line}: byte 0x{raw[err.start]:02x} is not UTF-8 text: convert the file, "
-                         f"e.g. iconv -f latin1 -t utf-8") from None
-    if "\x00" in text:
-        line = text[:text.index("\x00")].count("\n") + 1
-        raise ValueError(f"{path}:{line}: a NUL byte: binary data, not a text file of rows")
+    text, suffix = read_text(path, (".tsv", ".csv", ".jsonl"))
     if suffix == ".jsonl":
         rows = []
         for n, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{n}: not valid JSON ({err.msg} at column {err.colno})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{n}: a JSON {type(row).__name__}, not an object with label and text")
-            rows.append(row)
+            rows.append(json_object(line, f"{path}:{n}", "with label and text"))
         return rows
     reader = csv.reader(io.StringIO(text), delimiter="\t" if suffix == ".tsv" else ",")
     rows = []
@@ -109,8 +103,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     sub = p.add_subparsers(dest="task", required=True)
     for name in ("classify", "seq2seq"):
         s = sub.add_parser(name)
-        s.add_argument("--pretrained", help="run directory of pmlm.train, a save_pretrained directory, or "
-                                            "'reference' for the shipped model (default: none, the control)")
+        s.add_argument("--pretrained", help="a run directory of pmlm.train, a save_pretrained directory, a Hugging "
+                                            "Face export (pmlm.export_hf), a UniLMv2 checkpoint (the directory of "
+                                            "its .bin, config.json and vocab.txt, or the .bin), or 'reference' "
+                                            "for the shipped model (default: none, the control)")
         s.add_argument("--tokenizer", help="tokenizer.json to use instead of the run's own")
         s.add_argument("--preset", choices=("smoke", "tiny", "small"),
                        help="fine-tuning recipe (default: smoke under PMLM_SMOKE/CI, else tiny)")
@@ -119,7 +115,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         s.add_argument("--lr", type=float)
         s.add_argument("--batch-size", type=int)
         s.add_argument("--epochs", type=int)
-        s.add_argument("--max-steps", type=int)
+        s.add_argument("--max-steps", "--steps", dest="max_steps", type=int,
+                       help="optimizer steps (s2s-ft's --num_training_steps; default: the preset's epochs)")
         s.add_argument("--train-limit", type=int, help="use a fixed sample of this many training examples")
         s.add_argument("--eval-limit", type=int, help="... and of evaluation examples")
         s.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda")
@@ -131,12 +128,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     c.add_argument("--data", help="a .tsv/.csv/.jsonl with label and text columns (default: bundled Rotten Tomatoes)")
     c.add_argument("--labels", default=",".join(SENTIMENT_LABELS), help="comma-separated class names")
     s = sub.choices["seq2seq"]
-    s.add_argument("--beam", type=int, help="beam size (1 = greedy)")
-    s.add_argument("--length-penalty", type=float, help="alpha of ((5 + len) / 6) ** alpha")
-    s.add_argument("--min-length", type=int)
-    s.add_argument("--no-repeat-ngram", type=int, help="n of n-gram blocking (3 = trigram), 0 = off")
+    add_decode_arguments(s, lengths=False, batch=False)  # --batch-size here is fine-tuning's
     s.add_argument("--word-drop", type=float, help="probability of [MASK] on the visible target copy")
     s.add_argument("--factorization", choices=("token", "block"), help="target left to right, or in spans")
+    s.add_argument("--data", metavar="FILE", help="training pairs: s2s-ft's JSON lines ({\"src\": ..., \"tgt\": ...}, "
+                                                  "texts or word-piece lists) or a .tsv of source<TAB>target "
+                                                  "(default: the bundled verses); pairs too long are cut as s2s-ft does")
+    s.add_argument("--validation", metavar="FILE", help="validation pairs (with --data): loss, and BLEU/chrF on "
+                                                        "--eval-limit of them after training")
+    s.add_argument("--max-source-length", dest="max_source_len", type=int, metavar="N",
+                   help="source tokens with [SOS] and [EOS] (s2s-ft's --max_source_seq_length; XSum 464)")
+    s.add_argument("--max-target-length", dest="max_target_len", type=int, metavar="N",
+                   help="target tokens with [EOS] (s2s-ft's --max_target_seq_length; XSum 48)")
+    s.add_argument("--grad-accum", type=int, metavar="N", help="micro-batches per step (--batch-size counts all "
+                                                               "pairs of a step, over processes and micro-batches)")
+    s.add_argument("--warmup-steps", type=int, metavar="N", help="steps of linear warm-up (s2s-ft's --num_warmup_steps)")
+    s.add_argument("--no-bf16", dest="bf16", action="store_false", default=None,
+                   help="float32 on a GPU too (default: bf16 autocast there; the CPU is always float32)")
+    s.add_argument("--out-dir", metavar="DIR", help="run directory: checkpoints every --save-every steps and at the end")
+    s.add_argument("--save-every", type=int, metavar="N", help="steps between checkpoints in --out-dir")
+    s.add_argument("--resume", action="store_true", help="continue the checkpoint in --out-dir")
+    s.add_argument("--overwrite", action="store_true", help="replace the run in --out-dir")
     return p.parse_args(argv)
 
 
@@ -164,22 +176,42 @@ def run(args: argparse.Namespace) -> dict:
     if args.task == "classify":
         cfg = ClassifyConfig.preset(preset, **overrides(args, common))
     else:
-        cfg = Seq2SeqConfig.preset(preset, **overrides(args, {**common, "word_drop": "word_drop",
-                                                             "factorization": "factorization"}))
-        decode = overrides(args, {"beam": "beam_size", "length_penalty": "length_penalty",
-                                  "min_length": "min_length", "no_repeat_ngram": "no_repeat_ngram_size"})
-        if decode:
-            cfg.decode = DecodeConfig(**{**cfg.decode.__dict__, **decode})
+        scale = {k: k for k in ("grad_accum", "warmup_steps", "max_source_len", "max_target_len", "save_every", "bf16")}
+        cfg = Seq2SeqConfig.preset(preset, **overrides(args, {**common, **scale, "word_drop": "word_drop",
+                                                             "factorization": "factorization"}),
+                                   **({"truncate": True} if args.data else {}))  # s2s-ft's rule for s2s-ft's data
+        if args.validation and not args.data:
+            raise ValueError("--validation goes with --data (the bundled verses have their own validation books)")
+        if (args.resume or args.overwrite or args.save_every) and not args.out_dir:
+            raise ValueError("--resume, --overwrite and --save-every need --out-dir, the run directory of checkpoints")
+        extra.update(out_dir=args.out_dir, resume=args.resume, overwrite=args.overwrite)
+        cfg.decode = decode_config(cfg.decode, args)  # --forbid-ignore-word's ids once the tokenizer is loaded
+    for name, value in vars(args).items():  # argparse's float() takes "nan" and "inf": no setting means them
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
     device = check_device(args.device)
-    threads, why = choose_threads(args.threads) if device.type == "cpu" else (torch.get_num_threads(), "")
+    if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))  # torchrun: each process its GPU
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE", 1))  # torchrun's processes on this machine share its cores
+    threads, why = (choose_threads(args.threads, processes=processes) if device.type == "cpu"
+                    else (torch.get_num_threads(), ""))
     if device.type == "cpu":
         print(f"torch threads: {threads} ({why})", file=sys.stderr)
-    with threads_for_run(threads):  # given back at the end, for a caller that runs more
-        return run_task(args, cfg, device, extra)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # NCCL's communicator on this process's GPU
+    d = init_distributed(device.type)  # torchrun: join its process group (alone: nothing)
+    try:
+        with threads_for_run(threads):  # given back at the end, for a caller that runs more
+            return run_task(args, cfg, device, extra, d)
+    finally:
+        if d.owns_group:
+            torch.distributed.destroy_process_group()
 
 
-def run_task(args: argparse.Namespace, cfg, device: torch.device, extra: dict) -> dict:
+def run_task(args: argparse.Namespace, cfg, device: torch.device, extra: dict, d: Dist) -> dict:
     if args.task == "classify":
+        if d.world > 1:
+            raise ValueError("classify fine-tunes in one process: run it without torchrun (seq2seq takes torchrun)")
         labels = [x.strip() for x in args.labels.split(",") if x.strip()]
         rows = read_rows(args.data) if args.data else None
         if rows is not None and len({r.get("label") for r in rows}) == 1:
@@ -188,10 +220,20 @@ def run_task(args: argparse.Namespace, cfg, device: torch.device, extra: dict) -
         splits = sentiment_splits(rows, labels)
         texts = [r["text"] for r in splits["train"]]
         extra.update(class_names=labels, num_classes=len(labels))
+    elif args.data:
+        train = read_pairs(args.data)
+        validation = read_pairs(args.validation) if args.validation else []
+        splits = {"train": train, "validation": validation, "test": validation}  # scored on the validation pairs
+        texts = [r[k] for r in train for k in ("source", "target") if isinstance(r[k], str)]
+        if len(texts) < 2 * len(train) and args.pretrained is None and args.tokenizer is None:
+            raise ValueError(f"{args.data} holds pre-tokenized pairs (lists of word pieces): they need the "
+                             "vocabulary they were split with; give --pretrained (or --tokenizer)")
     else:
         splits = bible_splits()
         texts = [r[k] for r in splits["train"] for k in ("source", "target")]
-    model, tok = load_backbone(args.pretrained, texts=texts, size=args.size, tokenizer=args.tokenizer)
+    model, tok = load_backbone(args.pretrained, texts=texts, size=args.size, tokenizer=args.tokenizer, d=d)
+    if args.task == "seq2seq":
+        cfg.decode = decode_config(cfg.decode, args, tok)
     model.to(device)
     finetune = finetune_classify if args.task == "classify" else finetune_seq2seq
 

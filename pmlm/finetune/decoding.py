@@ -28,6 +28,24 @@ once it has ``K`` finished hypotheses. Hence beam size 1 is greedy search, token
 ``no_repeat_ngram_size = n`` a token that would repeat an n-gram of the hypothesis is forbidden
 (trigram blocking: n = 3); special tokens other than ``[EOS]`` are never generated.
 
+The constraints and the length penalty are s2s-ft's (``decode_seq2seq.py``, ``BertForSeq2SeqDecoder``
+in ``s2s_ft/modeling_decoding.py``): ``--min_len`` forbids ``[EOS]`` at steps ``t <= min_len``;
+``--forbid_duplicate_ngrams`` with ``--ngram_size n`` bans, after a hypothesis ending in the n-1
+tokens ``w``, every token that followed ``w`` earlier in it; ``--forbid_ignore_word`` lists tokens
+(``forbid_ignore_ids`` here) whose n-grams may repeat: nothing is banned after a ``w`` that holds
+one of them, and none of them is ever banned (``"."`` lets sentences end alike); the final score is
+``log p / ((5 + t) / 6) ** length_penalty``. Where this module differs: s2s-ft's beam size 1 skips
+``min_len`` and n-gram blocking (its greedy loop has neither), here they hold for every beam size;
+s2s-ft forbids with a score of -10000, here with -inf; and the beam's bookkeeping is fairseq's, not
+s2s-ft's (which keeps finished hypotheses in the beam and picks the best at the end).
+
+Batches: :func:`generate` sorts the sources by length, longest first (as ``decode_seq2seq.py``
+does), decodes ``batch_size`` of them at a time, so that a batch holds little padding and the
+memory peak shows in the first batch, and returns the outputs in the order of the input. A source's
+output does not depend on the batch it shares: padding is masked out of every attention (only
+float rounding differs with the padded shapes; ``tests/test_decoding.py`` checks the tokens in
+float64).
+
 Lengths: ``max_length`` counts generated tokens, ``[EOS]`` included. A hypothesis also stops when
 the next position would pass the model's ``max_positions``; hypotheses that stop without ``[EOS]``
 are finished as they are. A source that leaves no position for the target is a ValueError.
@@ -40,6 +58,7 @@ would (``--beam 100000`` otherwise grows until the system kills the process).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -61,12 +80,14 @@ class DecodeConfig:
     no_repeat_ngram_size: int = 0  # 3 = trigram blocking; 0 = off
     use_cache: bool = True  # False recomputes the whole prefix every step (the reference)
     batch_size: int = 32  # sources decoded together
+    forbid_ignore_ids: tuple[int, ...] = ()  # tokens whose n-grams may repeat (s2s-ft: "." in its examples)
 
     def __post_init__(self) -> None:
         if self.max_length < 1:
             raise ValueError(f"max_length must be at least 1, got {self.max_length}")
         if self.min_length < 0 or self.beam_size < 1 or self.no_repeat_ngram_size < 0 or self.batch_size < 1:
             raise ValueError("min_length and no_repeat_ngram_size must be >= 0, beam_size and batch_size >= 1")
+        self.forbid_ignore_ids = tuple(int(i) for i in self.forbid_ignore_ids)  # a list once read from JSON
 
 
 def decode_bytes(model: PMLMModel, cfg: DecodeConfig, n_sources: int, source_len: int) -> int:
@@ -113,12 +134,20 @@ def length_penalty(length: int, alpha: float) -> float:
     return ((5.0 + length) / 6.0) ** alpha
 
 
-def banned_ngram_tokens(tokens: list[int], n: int) -> list[int]:
-    """Tokens that would complete an n-gram already in ``tokens`` (e.g. n=2, [a b a] bans b)."""
+def banned_ngram_tokens(tokens: list[int], n: int, ignore: set[int] | tuple[int, ...] = ()) -> list[int]:
+    """Tokens that would complete an n-gram already in ``tokens`` (e.g. n=2, [a b a] bans b).
+
+    ``ignore`` (s2s-ft's ``forbid_ignore_set``): an n-gram that holds one of these tokens may
+    repeat. Nothing is banned when the last n-1 tokens hold one, and none of them is ever banned:
+    n=2, ignore {.}: [a . a] bans nothing ("a ." may repeat), [. a .] bans nothing (". a" may).
+    """
     if n <= 0 or len(tokens) < n - 1:
         return []
     prefix = tuple(tokens[len(tokens) - n + 1:]) if n > 1 else ()
-    return [tokens[i + n - 1] for i in range(len(tokens) - n + 1) if tuple(tokens[i:i + n - 1]) == prefix]
+    if any(t in ignore for t in prefix):
+        return []
+    return [tokens[i + n - 1] for i in range(len(tokens) - n + 1)
+            if tuple(tokens[i:i + n - 1]) == prefix and tokens[i + n - 1] not in ignore]
 
 
 def cached_step_inputs(prev: torch.Tensor | None, start: torch.Tensor, t: int, pseudo_id: int,
@@ -232,13 +261,17 @@ class RecomputeStepper:
         self.prefix = [list(self.prefix[r]) for r in rows]
 
 
+def _check_lengths(model: PMLMModel, sources: list[list[int]]) -> None:
+    max_pos = model.config.max_positions
+    for i, s in enumerate(sources):
+        if len(s) + 2 >= max_pos:
+            raise ValueError(f"source {i + 1} has {len(s) + 2} tokens with [SOS]/[EOS], but the model has "
+                             f"max_positions={max_pos}: no position is left for the target; truncate it")
+
+
 def _prepare(model: PMLMModel, sources: list[list[int]], ids: dict[str, int], cfg: DecodeConfig):
     full = [[ids["sos"]] + [int(t) for t in s] + [ids["eos"]] for s in sources]
     max_pos = model.config.max_positions
-    for i, f in enumerate(full):
-        if len(f) >= max_pos:
-            raise ValueError(f"source {i} has {len(f)} tokens with [SOS]/[EOS], but the model has "
-                             f"max_positions={max_pos}: no position is left for the target; truncate it")
     limits = [min(cfg.max_length, max_pos - len(f)) for f in full]  # target tokens that fit
     stepper = (CachedStepper if cfg.use_cache else RecomputeStepper)(model, full, ids, cfg.beam_size)
     banned = [ids[k] for k in ("pad", "sos", "mask", "pseudo")]
@@ -252,8 +285,9 @@ def _constrain(logp: torch.Tensor, hyps: list[list[int]], t: int, banned: list[i
     if t - 1 < cfg.min_length:
         logp[:, eos] = NEG_INF
     if cfg.no_repeat_ngram_size:
+        ignore = set(cfg.forbid_ignore_ids)
         for r, y in enumerate(hyps):
-            bad = banned_ngram_tokens(y, cfg.no_repeat_ngram_size)
+            bad = banned_ngram_tokens(y, cfg.no_repeat_ngram_size, ignore)
             if bad:
                 logp[r, bad] = NEG_INF
     return logp
@@ -333,39 +367,48 @@ def _beam(model: PMLMModel, sources: list[list[int]], ids: dict[str, int], cfg: 
     return [max(f, key=lambda x: x[0])[1] if f else [] for f in finished]
 
 
+def _config(cfg: DecodeConfig | None, overrides: dict) -> DecodeConfig:
+    return DecodeConfig(**{**(cfg.__dict__ if cfg else {}), **overrides}) if overrides or cfg is None else cfg
+
+
 @torch.no_grad()
+def _decode(run, model: PMLMModel, sources: list[list[int]], ids: dict[str, int], cfg: DecodeConfig,
+            progress: Callable[[int], object] | None) -> list[list[int]]:
+    """``run`` (greedy or beam) on batches of the sources sorted longest first; outputs in input order."""
+    _check_lengths(model, sources)
+    if sources:
+        check_decode_memory(model, cfg, len(sources), 2 + max(len(s) for s in sources))
+    order = sorted(range(len(sources)), key=lambda i: -len(sources[i]))  # stable: ties keep input order
+    out: list[list[int]] = [[] for _ in sources]
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(order), cfg.batch_size):
+            batch = order[start:start + cfg.batch_size]
+            for i, y in zip(batch, run(model, [list(sources[i]) for i in batch], ids, cfg)):
+                out[i] = y
+            if progress is not None:
+                progress(len(batch))
+    finally:
+        model.train(was_training)
+    return out
+
+
 def generate(model: PMLMModel, sources: list[list[int]], ids: dict[str, int],
-             cfg: DecodeConfig | None = None, **overrides) -> list[list[int]]:
+             cfg: DecodeConfig | None = None, *, progress: Callable[[int], object] | None = None,
+             **overrides) -> list[list[int]]:
     """Target token ids (no specials, no ``[EOS]``) for each source (token ids without specials).
 
     ``ids`` are the tokenizer's special ids (:func:`pmlm.tokenizer.special_ids`); ``overrides`` are
-    :class:`DecodeConfig` fields. Beam size 1 runs the greedy loop.
+    :class:`DecodeConfig` fields. Beam size 1 runs the greedy loop. ``progress`` is called with the
+    number of sources of each batch once it is decoded (``tqdm(...).update``).
     """
-    cfg = DecodeConfig(**overrides) if cfg is None else (
-        DecodeConfig(**{**cfg.__dict__, **overrides}) if overrides else cfg)
-    if sources:
-        check_decode_memory(model, cfg, len(sources), 2 + max(len(s) for s in sources))
-    was_training = model.training
-    model.eval()
-    run = _greedy if cfg.beam_size == 1 else _beam
-    out: list[list[int]] = []
-    for i in range(0, len(sources), cfg.batch_size):
-        out += run(model, list(sources[i:i + cfg.batch_size]), ids, cfg)
-    model.train(was_training)
-    return out
+    cfg = _config(cfg, overrides)
+    return _decode(_greedy if cfg.beam_size == 1 else _beam, model, sources, ids, cfg, progress)
 
 
 def beam_search(model: PMLMModel, sources: list[list[int]], ids: dict[str, int],
-                cfg: DecodeConfig | None = None, **overrides) -> list[list[int]]:
+                cfg: DecodeConfig | None = None, *, progress: Callable[[int], object] | None = None,
+                **overrides) -> list[list[int]]:
     """Beam search for any beam size, 1 included (``generate`` sends beam 1 to the greedy loop)."""
-    cfg = DecodeConfig(**{**(cfg.__dict__ if cfg else {}), **overrides})
-    if sources:
-        check_decode_memory(model, cfg, len(sources), 2 + max(len(s) for s in sources))
-    was_training = model.training
-    model.eval()
-    out: list[list[int]] = []
-    with torch.no_grad():
-        for i in range(0, len(sources), cfg.batch_size):
-            out += _beam(model, list(sources[i:i + cfg.batch_size]), ids, cfg)
-    model.train(was_training)
-    return out
+    return _decode(_beam, model, sources, ids, _config(cfg, overrides), progress)

@@ -24,12 +24,23 @@ Options and choices (s2s-ft's, unless marked ours):
 * Word drop: each *visible* real target token is replaced by ``[MASK]`` with probability
   ``word_drop``, so the model cannot lean on copying the previous token (s2s-ft keeps or randomises
   a share too; we only mask). Labels are never dropped.
-* Label smoothing 0.1 with PyTorch's ``cross_entropy(label_smoothing=...)``: its uniform share
-  covers all V tokens; s2s-ft's KL form leaves out ``[PAD]`` (a difference of 1/V, ours to note).
+* Label smoothing 0.1, in s2s-ft's form (``LabelSmoothingLoss`` of ``s2s_ft/modeling.py``): the
+  target distribution q puts 1 - eps on the label and eps / (V - 2) on every other token but
+  ``[PAD]``, and the loss is KL(q || p) = sum_v q_v (log q_v - log p_v), summed over the target tokens
+  and divided by their number (its ``loss_mask_and_normalize``). It is the cross entropy against q
+  less the entropy of q, a constant (about 1.2 nats at V = 8192): the number s2s-ft prints, lower
+  than the plain cross entropy of the validation loss. Without smoothing it is cross entropy.
 * Pairs that do not fit ``max_source_len`` / ``max_target_len`` are *left out* of training and
-  evaluation (counted in the metrics), not truncated: a cut source no longer says what the target
-  says. Building an example that does not fit the model's positions raises a ValueError, as does
-  an empty target.
+  evaluation (counted in the metrics) with ``truncate=False``, the verses' setting: a cut verse no
+  longer says what its target says. ``truncate=True`` (``--data``) cuts them as s2s-ft does
+  (``Seq2seqDatasetForBert.__trunk``): the first ``max_source_len - 2`` source tokens between
+  ``[SOS]`` and ``[EOS]``, the first ``max_target_len - 1`` target tokens and ``[EOS]``; a
+  summary's source is a long document, and leaving out every long one would bias the data. Building an
+  example that does not fit the model's positions raises a ValueError, as does an empty target.
+* The steps (:mod:`pmlm.finetune.loop`): ``batch_size`` pairs per optimizer step over all
+  processes (``torchrun``) and ``grad_accum`` micro-batches, bf16 autocast on a GPU, linear warm-up
+  over ``warmup_steps`` (or the ``warmup`` share) and linear decay, checkpoints every
+  ``save_every`` steps into a run directory and exact resume.
 * Metrics: sacrebleu's corpus BLEU and chrF on detokenised output against the reference passed
   through the same tokenizer (lowercased, ``[UNK]`` where the vocabulary lacks a piece), so the
   score measures the model, not the tokenizer; ``copy_bleu`` scores the source itself as output,
@@ -45,37 +56,43 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
+import torch.distributed as dist
 from tokenizers import Tokenizer
 
 from pmlm.collator import pad_and_mask
-from pmlm.finetune.common import (check_finite_step, check_settings, check_vocab, encode_texts, make_optimizer,
-                                  minibatches, set_seed)
+from pmlm.finetune.common import check_settings, check_vocab, encode_texts, minibatches, set_seed
 from pmlm.finetune.decoding import DecodeConfig, check_decode_memory, generate
+from pmlm.finetune.loop import RunDir, example_rng, fingerprint, run_steps, total_steps
 from pmlm.layout import IGNORE_INDEX
 from pmlm.model import PMLMModel
+from pmlm.train.distributed import init_distributed
 
 
 @dataclass
 class Seq2SeqConfig:
     lr: float = 1e-4  # s2s-ft range (XSum 7e-5); the tiny models take more
-    batch_size: int = 32  # paper's XSum batch: 64
+    batch_size: int = 32  # pairs per optimizer step over all processes and micro-batches (XSum: 64)
+    grad_accum: int = 1  # micro-batches per optimizer step (s2s-ft's --gradient_accumulation_steps)
     epochs: int = 1
-    max_steps: int | None = None  # optional cap on optimiser steps (smoke runs)
-    warmup: float = 0.1  # share of linear warm-up
+    max_steps: int | None = None  # optimizer steps (s2s-ft's --num_training_steps); None: epochs
+    warmup: float = 0.1  # share of linear warm-up ...
+    warmup_steps: int | None = None  # ... or this many steps (s2s-ft's --num_warmup_steps; XSum 1000)
     weight_decay: float = 0.01
     word_drop: float = 0.5  # s2s-ft: 0.4-0.8 by task; verse modernisation copies much, so mid-range
     label_smoothing: float = 0.1  # s2s-ft value
     factorization: str = "token"  # "token": left to right; "block": spans (s2s-ft's span_len)
     span_prob: float = 0.4  # "block" only: probability that a step is a span ...
     max_span: int = 3  # ... of length uniform in 2..max_span
-    max_source_len: int = 64  # tokens with [SOS] and [EOS]
-    max_target_len: int = 64  # tokens with the final [EOS]
+    max_source_len: int = 64  # tokens with [SOS] and [EOS] (s2s-ft's --max_source_seq_length; XSum 464)
+    max_target_len: int = 64  # tokens with the final [EOS] (s2s-ft's --max_target_seq_length; XSum 48)
+    truncate: bool = False  # pairs too long: False leaves them out (the verses), True cuts them as s2s-ft
     train_limit: int | None = None  # fixed sample of this many training pairs
     eval_limit: int | None = None  # ... and of test pairs to decode
     decode: DecodeConfig = field(default_factory=lambda: DecodeConfig(beam_size=4, length_penalty=1.0))
     eval_every: int = 0  # steps between validation points of the learning curve (0: none)
     curve_examples: int = 100  # validation pairs decoded greedily at each point of the curve
+    bf16: bool = True  # bf16 autocast on a GPU (s2s-ft: apex fp16); the CPU always computes in float32
+    save_every: int = 0  # steps between checkpoints in the run directory (0: at the end only; s2s-ft 1500)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -93,6 +110,15 @@ class Seq2SeqConfig:
         if self.eval_every < 0 or self.curve_examples < 1:
             raise ValueError(f"eval_every must be >= 0 and curve_examples >= 1, got {self.eval_every} "
                              f"and {self.curve_examples}")
+        if self.grad_accum < 1 or self.batch_size % self.grad_accum:
+            raise ValueError(f"grad_accum (--grad-accum) must be at least 1 and divide batch_size "
+                             f"(--batch-size {self.batch_size}), the pairs of one step; got {self.grad_accum}")
+        for name in ("warmup_steps", "save_every"):
+            if (getattr(self, name) or 0) < 0:
+                raise ValueError(f"{name} (--{name.replace('_', '-')}) must be >= 0, got {getattr(self, name)}")
+        if self.max_source_len < 3 or self.max_target_len < 2:
+            raise ValueError(f"max_source_len must be at least 3 ([SOS], a token, [EOS]) and max_target_len at "
+                             f"least 2 (a token, [EOS]); got {self.max_source_len} and {self.max_target_len}")
 
     @classmethod
     def preset(cls, name: str, **overrides) -> "Seq2SeqConfig":
@@ -164,25 +190,70 @@ def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str,
     return {k: v.to(device) for k, v in batch.items()}
 
 
-def seq2seq_loss(model: PMLMModel, batch: dict[str, torch.Tensor], label_smoothing: float = 0.1) -> torch.Tensor:
-    """Mean label-smoothed cross entropy over the target tokens, from the ``[P]`` states only."""
+def smoothed_loss(logits: torch.Tensor, labels: torch.Tensor, eps: float, pad_id: int = 0) -> torch.Tensor:
+    """(N,) s2s-ft's label-smoothed loss of each token: KL(q || softmax(logits)) (module docstring).
+
+    With s = eps / (V - 2) on every token but the label y and ``[PAD]``, and 1 - eps on y::
+
+        KL = (1 - eps) log(1 - eps) + (V - 2) s log s  -  (1 - eps) log p_y  -  s (sum_v log p_v - log p_y - log p_pad)
+
+    computed from the (N, V) log-probabilities without building the (N, V) target distribution.
+    A label that is ``[PAD]`` counts 0, as in s2s-ft. ``eps`` 0: cross entropy.
+    """
+    logp = torch.log_softmax(logits.float(), -1)  # (N, V)
+    picked = logp.gather(1, labels[:, None]).squeeze(1)  # (N,) log p_y
+    if eps == 0:
+        return -picked
+    V = logits.shape[-1]
+    s = eps / (V - 2)
+    entropy = (1 - eps) * math.log(1 - eps) + (V - 2) * s * math.log(s)  # sum_v q_v log q_v
+    rest = logp.sum(-1) - picked - logp[:, pad_id]  # (N,) sum of log p over the V - 2 smoothed tokens
+    return (entropy - (1 - eps) * picked - s * rest) * (labels != pad_id)
+
+
+def seq2seq_loss(model: PMLMModel, batch: dict[str, torch.Tensor], label_smoothing: float = 0.1, *,
+                 tokens: float | None = None, pad_id: int = 0) -> torch.Tensor:
+    """s2s-ft's label-smoothed loss from the ``[P]`` states only, summed over the target tokens and
+    divided by ``tokens`` (default: their number here, the mean; the fine-tuning loop gives the
+    count of the whole global batch). ``pad_id``: ``[PAD]``, 0 in pmlm's and BERT's vocabularies."""
     rows = batch["par_labels"] != IGNORE_INDEX  # (B, L): the [P]s
     hidden = model.encode(batch["input_ids"], batch["position_ids"], batch["attention_mask"],
                           batch["segment_ids"], rows=rows, step_ids=batch["step_ids"],
                           valid=batch.get("valid"))  # (N, H): the top layer computes the N [P] rows only
-    logits = model.head(hidden)  # (N, V)
-    return F.cross_entropy(logits.float(), batch["par_labels"][rows], label_smoothing=label_smoothing)
+    labels = batch["par_labels"][rows]  # (N,)
+    per_token = smoothed_loss(model.head(hidden), labels, label_smoothing, pad_id)  # (N,)
+    return per_token.sum() / (labels.numel() if tokens is None else tokens)
 
 
-def encode_pairs(tok: Tokenizer, rows: list[dict], cfg: Seq2SeqConfig) -> tuple[list[tuple[list[int], list[int]]], list[dict], int]:
-    """Token ids of the pairs that fit the length limits, the rows kept, and how many were left out."""
-    src = encode_texts(tok, [r["source"] for r in rows])
-    tgt = encode_texts(tok, [r["target"] for r in rows])
-    pairs, kept = [], []
+def encode_side(tok: Tokenizer, values: list[str | list[str]]) -> list[list[int]]:
+    """Token ids of texts (through the tokenizer) or of pre-tokenized pieces (looked up as they are,
+    ``[UNK]`` for a piece the vocabulary lacks: s2s-ft's ``convert_tokens_to_ids``), without specials."""
+    texts = iter(encode_texts(tok, [v for v in values if isinstance(v, str)]))
+    unk = tok.token_to_id("[UNK]")
+    lookup = lambda piece: (i if (i := tok.token_to_id(piece)) is not None else unk)  # noqa: E731
+    return [next(texts) if isinstance(v, str) else [lookup(p) for p in v] for v in values]
+
+
+def encode_pairs(tok: Tokenizer, rows: list[dict], cfg: Seq2SeqConfig, stats: dict | None = None
+                 ) -> tuple[list[tuple[list[int], list[int]]], list[dict], int]:
+    """Token ids of the pairs, the rows kept, and how many were left out.
+
+    A pair too long for ``max_source_len`` / ``max_target_len`` is left out, or with
+    ``cfg.truncate`` cut as s2s-ft cuts it (module docstring); a target with no token is always
+    left out. ``stats``, if given, gets ``cut_sources`` and ``cut_targets``: how many were cut.
+    """
+    src, tgt = encode_side(tok, [r["source"] for r in rows]), encode_side(tok, [r["target"] for r in rows])
+    S, T = cfg.max_source_len - 2, cfg.max_target_len - 1  # room left by [SOS] [EOS] and by [EOS]
+    pairs, kept, cut = [], [], {"cut_sources": 0, "cut_targets": 0}
     for s, t, r in zip(src, tgt, rows):
-        if t and len(s) + 2 <= cfg.max_source_len and len(t) + 1 <= cfg.max_target_len:
-            pairs.append((s, t))
-            kept.append(r)
+        if not t or (not cfg.truncate and (len(s) > S or len(t) > T)):
+            continue
+        cut["cut_sources"] += len(s) > S
+        cut["cut_targets"] += len(t) > T
+        pairs.append((s[:S], t[:T]))
+        kept.append(r)
+    if stats is not None:
+        stats.update(cut)
     return pairs, kept, len(rows) - len(pairs)
 
 
@@ -231,15 +302,25 @@ def learning_curve_point(model: PMLMModel, tok: Tokenizer, rows: list[dict], pai
 
 
 def finetune_seq2seq(model: PMLMModel, tok: Tokenizer, splits: dict[str, list[dict]],
-                     cfg: Seq2SeqConfig, *, log=print, save: str | Path | None = None, on_metrics=None) -> dict:
+                     cfg: Seq2SeqConfig, *, log=print, save: str | Path | None = None, on_metrics=None,
+                     out_dir: str | Path | None = None, resume: bool = False, overwrite: bool = False,
+                     on_step=None) -> dict:
     """Fine-tune ``model`` (in place) on {split: [{"source", "target"}]} and decode the test split.
 
-    Returns ``bleu``, ``chrf``, ``copy_bleu`` on test, ``val_loss``, ``train_loss``, ``steps``,
-    counts of pairs used and left out, ``seconds`` and the config; with ``cfg.eval_every`` also
-    ``curve``, BLEU against steps on ``cfg.curve_examples`` validation pairs (greedy decoding,
-    :func:`learning_curve_point`), the model itself still the last step's. With ``save`` the fine-tuned model
-    and its decoding settings are written there (:func:`pmlm.finetune.saved.save_seq2seq`), after
-    ``on_metrics(metrics)``, so that a full or read-only disk loses nothing computed.
+    Returns ``bleu``, ``chrf``, ``copy_bleu`` on test (left out when there is no test split),
+    ``val_loss`` (None without a validation split), ``train_loss``, ``steps``, counts of pairs used,
+    left out and cut, ``seconds`` and the config; with ``cfg.eval_every`` also ``curve``, BLEU
+    against steps on ``cfg.curve_examples`` validation pairs (greedy decoding,
+    :func:`learning_curve_point`), the model itself still the last step's. With ``save`` the
+    fine-tuned model and its decoding settings are written there
+    (:func:`pmlm.finetune.saved.save_seq2seq`), after ``on_metrics(metrics)``, so that a full or
+    read-only disk loses nothing computed.
+
+    Under ``torchrun`` every process calls this with the same arguments: each trains on its part of
+    every batch (:mod:`pmlm.finetune.loop`), rank 0 alone evaluates, saves and returns the metrics
+    (the others return ``{"rank", "steps"}``). ``out_dir``: the run directory of checkpoints
+    (``cfg.save_every``); ``resume`` continues its checkpoint, ``overwrite`` replaces the run there.
+    ``on_step(step, model)`` is called after every step (tests).
     """
     from pmlm.finetune.data import subsample
 
@@ -247,66 +328,83 @@ def finetune_seq2seq(model: PMLMModel, tok: Tokenizer, splits: dict[str, list[di
     if cfg.max_source_len + cfg.max_target_len > model.config.max_positions:
         raise ValueError(f"max_source_len + max_target_len = {cfg.max_source_len + cfg.max_target_len} "
                          f"exceeds the model's max_positions={model.config.max_positions}")
-    gen = set_seed(cfg.seed)
-    rng = random.Random(cfg.seed)
-    train_pairs, _, left_train = encode_pairs(tok, splits["train"], cfg)
-    train_pairs = subsample(train_pairs, cfg.train_limit, cfg.seed)
-    val_pairs, val_rows, _ = encode_pairs(tok, subsample(splits.get("validation", []), cfg.eval_limit, 0), cfg)
-    curve_pairs, curve_rows = val_pairs[:cfg.curve_examples], val_rows[:cfg.curve_examples]
-    test_pairs, test_rows, left_test = encode_pairs(tok, splits["test"], cfg)
-    keep = subsample(list(range(len(test_pairs))), cfg.eval_limit, 0)  # same test sample for every seed
-    test_pairs, test_rows = [test_pairs[i] for i in keep], [test_rows[i] for i in keep]
-    if not train_pairs or not test_pairs:
-        raise ValueError(f"no pair fits max_source_len={cfg.max_source_len}, max_target_len={cfg.max_target_len}")
-    # a beam that cannot fit in memory is refused now, not after the training it would throw away
-    check_decode_memory(model, cfg.decode, len(test_pairs), cfg.max_source_len)
-    per_epoch = math.ceil(len(train_pairs) / cfg.batch_size)
-    total = per_epoch * cfg.epochs if cfg.max_steps is None else cfg.max_steps
-    optimizer, scheduler = make_optimizer(model, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                          total_steps=total, warmup=cfg.warmup)
-    start, step, losses, dev = time.time(), 0, [], next(model.parameters()).device
-    curve = []
-    if cfg.eval_every and curve_pairs:
-        curve.append(learning_curve_point(model, tok, curve_rows, curve_pairs, ids, cfg, 0))
-    model.train()
-    while step < total:
-        for idx in minibatches(len(train_pairs), cfg.batch_size, shuffle=True, generator=gen):
-            batch = to_device(pad_and_mask([seq2seq_example(
-                *train_pairs[i], ids, word_drop=cfg.word_drop, rng=rng, factorization=cfg.factorization,
-                span_prob=cfg.span_prob, max_span=cfg.max_span) for i in idx], ids["pad"]), dev)
-            loss = seq2seq_loss(model, batch, cfg.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0))
-            check_finite_step("seq2seq", step + 1, loss.item(), norm, cfg.lr)  # before the step is taken
-            optimizer.step()
-            scheduler.step()
-            losses.append(loss.item())
-            step += 1
-            if step % max(1, total // 5) == 0 or step == total:
-                log(f"seq2seq step {step}/{total}: train loss {sum(losses[-50:]) / len(losses[-50:]):.4f}")
-            if cfg.eval_every and curve_pairs and (step % cfg.eval_every == 0 or step == total):
-                curve.append(learning_curve_point(model, tok, curve_rows, curve_pairs, ids, cfg, step))
-                log(f"seq2seq step {step}: validation BLEU {curve[-1]['val_bleu']:.2f} (greedy, "
-                    f"{len(curve_pairs)} pairs; copying {curve[-1]['val_copy_bleu']:.2f})")
-            if step >= total:
-                break
-    val = validation_loss(model, val_pairs, ids, cfg) if val_pairs else float("nan")
-    scores = evaluate_generation(model, tok, test_rows, test_pairs, ids, cfg.decode)
-    log(f"seq2seq: test BLEU {scores['bleu']:.2f}, chrF {scores['chrf']:.2f} "
-        f"(copying the source: BLEU {scores['copy_bleu']:.2f}); validation loss {val:.4f}")
-    metrics = {"task": "seq2seq", **scores, "val_loss": val,
-               "train_loss": sum(losses[-50:]) / max(1, len(losses[-50:])), "steps": step,
-               "n_train": len(train_pairs), "n_test": len(test_pairs),
-               "left_out_train": left_train, "left_out_test": left_test,
-               "seconds": round(time.time() - start, 1), "config": asdict(cfg)}
-    if curve:
-        metrics["curve"] = curve
-    if on_metrics is not None:
-        on_metrics(metrics)
-    if save is not None:
-        from pmlm.finetune.saved import save_seq2seq
-        save_seq2seq(model, tok, save, max_source_len=cfg.max_source_len, max_target_len=cfg.max_target_len,
-                     decode=cfg.decode, metrics={k: v for k, v in metrics.items() if k != "examples"})
-        metrics["saved"] = str(save)
-    return metrics
+    dev = next(model.parameters()).device
+    d = init_distributed(dev.type)
+    try:
+        set_seed(cfg.seed)
+        cut: dict = {}
+        train_pairs, _, left_train = encode_pairs(tok, splits["train"], cfg, cut)
+        train_pairs = subsample(train_pairs, cfg.train_limit, cfg.seed)
+        val_pairs, val_rows, _ = encode_pairs(tok, subsample(splits.get("validation", []), cfg.eval_limit, 0), cfg)
+        curve_pairs, curve_rows = val_pairs[:cfg.curve_examples], val_rows[:cfg.curve_examples]
+        test_pairs, test_rows, left_test = encode_pairs(tok, splits.get("test", []), cfg)
+        keep = subsample(list(range(len(test_pairs))), cfg.eval_limit, 0)  # same test sample for every seed
+        test_pairs, test_rows = [test_pairs[i] for i in keep], [test_rows[i] for i in keep]
+        if not train_pairs or (splits.get("test") and not test_pairs):
+            raise ValueError(f"no pair fits max_source_len={cfg.max_source_len}, max_target_len={cfg.max_target_len}")
+        if cut["cut_sources"] or cut["cut_targets"]:
+            log(f"seq2seq: {cut['cut_targets']} of {len(splits['train'])} training targets were longer than "
+                f"--max-target-length {cfg.max_target_len} and {cut['cut_sources']} sources longer than "
+                f"--max-source-length {cfg.max_source_len}: cut to fit, as s2s-ft cuts them (raise the limits "
+                "to keep more)")
+        if test_pairs:  # a beam that cannot fit in memory is refused now, not after the training it would throw away
+            check_decode_memory(model, cfg.decode, len(test_pairs), cfg.max_source_len)
+        start, curve = time.time(), []
+        if cfg.eval_every and curve_pairs and d.main and not resume:
+            curve.append(learning_curve_point(model, tok, curve_rows, curve_pairs, ids, cfg, 0))
+
+        def batch_of(indices: list[int], epoch: int) -> dict[str, torch.Tensor]:
+            examples = []
+            for i in indices:
+                rng = example_rng(cfg.seed, epoch, i)
+                examples.append(seq2seq_example(*train_pairs[i], ids, word_drop=cfg.word_drop, rng=rng,
+                                                factorization=cfg.factorization, span_prob=cfg.span_prob,
+                                                max_span=cfg.max_span))
+            return to_device(pad_and_mask(examples, ids["pad"]), dev)
+
+        def record(step: int) -> dict | None:
+            if not (cfg.eval_every and curve_pairs and (step % cfg.eval_every == 0 or step == total)):
+                return None
+            curve.append(learning_curve_point(model, tok, curve_rows, curve_pairs, ids, cfg, step))
+            log(f"seq2seq step {step}: validation BLEU {curve[-1]['val_bleu']:.2f} (greedy, "
+                f"{len(curve_pairs)} pairs; copying {curve[-1]['val_copy_bleu']:.2f})")
+            return curve[-1]
+
+        total = total_steps(cfg, len(train_pairs), d)
+        run = RunDir(str(out_dir), resume=resume, overwrite=overwrite) if out_dir is not None else None
+        data = {"fingerprint": fingerprint(train_pairs), "examples": len(train_pairs)}
+        losses = run_steps(model, len(train_pairs), cfg, batch_of=batch_of,
+                           loss_of=lambda m, batch, tokens: seq2seq_loss(m, batch, cfg.label_smoothing,
+                                                                         tokens=tokens, pad_id=ids["pad"]),
+                           d=d, run=run, data=data, extra_state={"task": "seq2seq", "tokenizer": tok.to_str()},
+                           log=log, on_step=on_step, record=record)
+        if not d.main:
+            return {"rank": d.rank, "steps": total}
+        model.eval()
+        val = validation_loss(model, val_pairs, ids, cfg) if val_pairs else None
+        metrics = {"task": "seq2seq"}
+        if test_pairs:
+            scores = evaluate_generation(model, tok, test_rows, test_pairs, ids, cfg.decode)
+            log(f"seq2seq: test BLEU {scores['bleu']:.2f}, chrF {scores['chrf']:.2f} "
+                f"(copying the source: BLEU {scores['copy_bleu']:.2f})"
+                + (f"; validation loss {val:.4f}" if val is not None else ""))
+            metrics.update(scores)
+        window = losses[-50:]
+        metrics.update({"val_loss": val, "train_loss": sum(window) / len(window) if window else None,
+                        "steps": total, "n_train": len(train_pairs), "n_test": len(test_pairs),
+                        "left_out_train": left_train, "left_out_test": left_test,
+                        "cut_train_sources": cut["cut_sources"], "cut_train_targets": cut["cut_targets"],
+                        "seconds": round(time.time() - start, 1), "world_size": d.world, "config": asdict(cfg)})
+        if curve:
+            metrics["curve"] = curve
+        if on_metrics is not None:
+            on_metrics(metrics)
+        if save is not None:
+            from pmlm.finetune.saved import save_seq2seq
+            save_seq2seq(model, tok, save, max_source_len=cfg.max_source_len, max_target_len=cfg.max_target_len,
+                         decode=cfg.decode, metrics={k: v for k, v in metrics.items() if k != "examples"})
+            metrics["saved"] = str(save)
+        return metrics
+    finally:
+        if d.owns_group:
+            dist.destroy_process_group()

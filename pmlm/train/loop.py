@@ -53,7 +53,7 @@ from pmlm.train.distributed import Dist, init_distributed, pick_device, rank0_de
 from pmlm.train.evaluation import Evaluator, describe_val
 from pmlm.train.optim import lr_lambda, make_optimizer
 from pmlm.train.progress import ProgressBar, Window, train_record
-from pmlm.train.run_dir import check_resumable, prepare_run_dir, resumed_threads, rng_state, run_lock, training_record
+from pmlm.train.run_dir import check_resumable, prepare_run_dir, resumed_threads, rng_states, run_lock, training_record
 from pmlm.train.setup import build_model, open_log, seed_dropout, train_batches
 
 
@@ -149,10 +149,7 @@ def _pretrain(cfg: TrainConfig, d: Dist, on_step: Callable | None, command: str 
 
     def save(step: int) -> None:
         good["saved"] = step
-        rngs = [rng_state(device)]
-        if d.world > 1:
-            rngs = [None] * d.world
-            dist.all_gather_object(rngs, rng_state(device))
+        rngs = rng_states(device, d)
         if d.main:
             save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                              "scheduler": scheduler.state_dict(), "step": step, "micro_step": micro,

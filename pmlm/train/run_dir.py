@@ -134,6 +134,16 @@ def rng_state(device: torch.device) -> dict:
     return state
 
 
+def rng_states(device: torch.device, d: Dist) -> list[dict]:
+    """Every rank's RNG state in rank order (a collective: every rank calls it), for a checkpoint
+    from which each rank resumes with its own dropout and masks."""
+    states = [rng_state(device)]
+    if d.world > 1:
+        states = [None] * d.world
+        torch.distributed.all_gather_object(states, rng_state(device))
+    return states
+
+
 def set_rng_state(state: dict, device: torch.device) -> None:
     torch.set_rng_state(state["torch"])
     random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in state["python"]))
