@@ -50,7 +50,8 @@ def spinner(lifetime_s: float) -> subprocess.Popen:
     """A process that keeps one core busy (the first of ours) for at most ``lifetime_s`` seconds."""
     cpu = min(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     code = ("import os, time\n"
-            f"if {cpu!r} is not None and hasattr(os, 'sched_setaffinity'): os.sched_setaffinity(0, {{{cpu!r}}})\n"
+            f"cpu = {cpu!r}\n"
+            "if cpu is not None and hasattr(os, 'sched_setaffinity'): os.sched_setaffinity(0, {cpu})\n"
             f"end = time.time() + {lifetime_s:.0f}\n"
             "while time.time() < end: pass\n")
     return subprocess.Popen([sys.executable, "-c", code])

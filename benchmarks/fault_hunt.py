@@ -232,10 +232,33 @@ def build_fixtures(root: Path) -> None:
     torch.save([1, 2, 3], u / "list.bin")
     (u / "garbage.bin").write_bytes(b"not a checkpoint at all")
     (u / "pickle.bin").write_bytes(b"cos\nsystem\n(S'echo pwned'\ntR.")  # a pickle that would run code
+    for folder, names in (("unilmv2-dir", ("config.json", "vocab.txt")), ("unilmv2-novocab", ("config.json",))):
+        (root / folder).mkdir()
+        torch.save(state, root / folder / "pytorch_model.bin")
+        for name in names:
+            shutil.copy(u / name, root / folder / name)
+        F[folder] = root / folder
     for name in ("vocab.txt", "vocab-short.txt", "config.json", "config-partial.json", "config-heads.json",
                  "config-garbage.json", "unilm2.bin", "int64.bin", "nan.bin", "list.bin", "garbage.bin",
                  "pickle.bin"):
         F[f"u:{name}"] = u / name
+    # s2s-ft's JSON lines, good and bad; a UniLMv2 folder under the published names, and one without its vocabulary
+    pair = lambda i: json.dumps({"src": f"thou shalt not go {i}", "tgt": f"you shall not go {i}"})  # noqa: E731
+    lines = {"s2s-good.jsonl": "\n".join(pair(i) for i in range(40)) + "\n",
+             "s2s-no-tgt.jsonl": pair(0) + "\n" + json.dumps({"src": "a source alone"}) + "\n",
+             "s2s-empty-line.jsonl": pair(0) + "\n\n" + pair(1) + "\n",
+             "s2s-bad-json.jsonl": pair(0) + "\n" + '{"src": "cut off' + "\n"}
+    for name, text in lines.items():
+        F[name] = data / name
+        F[name].write_text(text)
+    F["s2s-latin1.jsonl"] = data / "s2s-latin1.jsonl"
+    F["s2s-latin1.jsonl"].write_bytes(pair(0).encode() + b'\n{"src": "caf\xe9", "tgt": "cafe"}\n')
+    F["preds.txt"], F["gold.txt"], F["gold-short.txt"] = data / "preds.txt", data / "gold.txt", data / "gold-short.txt"
+    F["preds.txt"].write_text("you shall not go\nthe light of the world\n")
+    F["gold.txt"].write_text("you shall not go\nthe light of the earth\n")
+    F["gold-short.txt"].write_text("you shall not go\n")
+    F["preds-latin1.txt"] = data / "preds-latin1.txt"
+    F["preds-latin1.txt"].write_bytes(b"caf\xe9\nthe light\n")
     # ablation results: whole records, then a torn last line; and damage in the middle
     records = (ROOT / "results" / "ablation-cpu.jsonl").read_text().splitlines()[:4]
     F["torn.jsonl"] = data / "torn.jsonl"
@@ -851,6 +874,49 @@ def catalogue(mount_ok: bool) -> list[Case]:
     add("predict generate", "--model a classifier", lambda d: [PY, "-m", "pmlm.predict", "generate", "--model",
                                                                str(F["clf"])], E, "classify", stdin=b"x\n")
     add("predict generate", "binary bytes on stdin", pg(), E, "binary data", stdin=bytes(range(256)))
+
+    add("predict generate", "--file a .jsonl, --out a file", lambda d: pg("--file", str(F["s2s-good.jsonl"]), "--out",
+                                                                           str(d / "preds.txt"))(d), O,
+        ok=lambda r, d: None if r.rc == 0 and len((d / "preds.txt").read_text().splitlines()) == 40
+        else f"exit {r.rc}, not 40 lines")
+    for key, words in [("s2s-no-tgt.jsonl", None), ("s2s-bad-json.jsonl", r"s2s-bad-json.jsonl:2"),
+                       ("s2s-latin1.jsonl", r"s2s-latin1.jsonl:2.*UTF-8"),
+                       ("s2s-empty-line.jsonl", r"s2s-empty-line.jsonl:2|empty")]:
+        if words is None:  # decoding needs no target: a source alone is fine
+            add("predict generate", f"--file {key}", pg("--file", str(F[key])), O,
+                ok=lambda r, d: None if r.rc == 0 and len(r.stdout.splitlines()) == 2 else f"exit {r.rc}")
+        else:
+            add("predict generate", f"--file {key}", pg("--file", str(F[key])), E, words)
+    add("predict generate", "--forbid-ignore-word without n-gram blocking", pg("--forbid-ignore-word", "."), E,
+        "forbid", stdin=b"a film\n")
+    add("predict generate", "--ngram-size without --forbid-duplicate-ngrams", pg("--ngram-size", "2"), E, "ngram",
+        stdin=b"a film\n")
+    add("predict generate", "--length-penalty nan", pg("--length-penalty", "nan"), E, "length.penalty",
+        stdin=b"a film\n")
+    # --- pmlm.evaluate
+    ev = lambda *a: (lambda d: [PY, "-m", "pmlm.evaluate", *a])  # noqa: E731
+    add("evaluate", "ROUGE, BLEU and chrF of a good pair",
+        ev("--pred", str(F["preds.txt"]), "--gold", str(F["gold.txt"]), "--metric", "rouge", "bleu", "chrf"), O,
+        ok=stdout_has(r"(?i)rouge"))
+    add("evaluate", "a gold file of another number of lines",
+        ev("--pred", str(F["preds.txt"]), "--gold", str(F["gold-short.txt"]), "--metric", "rouge"), E, "line")
+    add("evaluate", "a missing prediction file",
+        lambda d: ev("--pred", str(d / "nope.txt"), "--gold", str(F["gold.txt"]))(d), E, "nope.txt")
+    add("evaluate", "a Latin-1 prediction file",
+        ev("--pred", str(F["preds-latin1.txt"]), "--gold", str(F["gold.txt"])), E, r"preds-latin1.txt.*UTF-8")
+    add("evaluate", "an unknown metric", ev("--pred", str(F["preds.txt"]), "--gold", str(F["gold.txt"]),
+                                            "--metric", "meteor"), E, "meteor|invalid choice")
+    # --- pmlm.finetune seq2seq on a file, from a UniLMv2 folder
+    s2s = lambda *a: (lambda d: finetune("seq2seq", *a))  # noqa: E731
+    for key, words in [("s2s-no-tgt.jsonl", r"s2s-no-tgt.jsonl:2.*tgt"), ("s2s-bad-json.jsonl", r"s2s-bad-json.jsonl:2"),
+                       ("s2s-latin1.jsonl", r"s2s-latin1.jsonl:2.*UTF-8"),
+                       ("s2s-empty-line.jsonl", r"s2s-empty-line.jsonl:2|empty")]:
+        add("finetune seq2seq", f"--data {key}", s2s("--data", str(F[key])), E, words)
+    add("finetune seq2seq", "--data a missing file", lambda d: s2s("--data", str(d / "nope.jsonl"))(d), E, "nope.jsonl")
+    add("finetune seq2seq", "--pretrained a UniLMv2 folder, --data a .jsonl",
+        s2s("--pretrained", str(F["unilmv2-dir"]), "--data", str(F["s2s-good.jsonl"])), O, ok=stdout_has(r"bleu"))
+    add("finetune seq2seq", "--pretrained a UniLMv2 folder without vocab.txt",
+        s2s("--pretrained", str(F["unilmv2-novocab"]), "--data", str(F["s2s-good.jsonl"])), E, "vocab.txt")
 
     # --- pmlm.prepare
     add("prepare", "an empty source", lambda d: prepare(str(F["empty.txt"]), "--out", str(d / "prep")), E, "empty")

@@ -10,8 +10,8 @@ from random_models import random_decoder_model
 from pmlm.course.autograder.oracles import reference_attention_mask
 from pmlm.collator import pad_and_mask
 from pmlm.finetune.decoding import CachedStepper, generate
-from pmlm.finetune.seq2seq import (Seq2SeqConfig, finetune_seq2seq, seq2seq_example, seq2seq_loss,
-                                   target_steps)
+from pmlm.finetune.seq2seq import Seq2SeqConfig, finetune_seq2seq, seq2seq_example, seq2seq_loss
+from pmlm.finetune.target import target_steps
 
 IDS = {"pad": 0, "unk": 1, "sos": 2, "eos": 3, "mask": 4, "pseudo": 5}
 V = 40
