@@ -35,6 +35,7 @@ Exact meanings (:mod:`pmlm.finetune.decoding` has the decoder's side):
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import replace
 
 from tokenizers import Tokenizer
@@ -42,7 +43,7 @@ from tokenizers import Tokenizer
 from pmlm.finetune.decoding import DecodeConfig
 
 DEFAULT_NGRAM = 3  # s2s-ft's --ngram_size
-USE_NGRAM_SIZE = -1  # --forbid-duplicate-ngrams given without a value
+USE_NGRAM_SIZE = object()  # --forbid-duplicate-ngrams given without a value (no number: -1 is a bad value)
 
 
 def add_decode_arguments(parser: argparse.ArgumentParser, *, lengths: bool = True, batch: bool = True) -> None:
@@ -79,10 +80,11 @@ def _ngram_size(args: argparse.Namespace) -> int | None:
         if size is not None:
             raise ValueError("--ngram-size sets the n of --forbid-duplicate-ngrams: add that flag")
         return None
-    if given == USE_NGRAM_SIZE:
+    if given is USE_NGRAM_SIZE:
         return DEFAULT_NGRAM if size is None else size
     if given < 0:
-        raise ValueError(f"--forbid-duplicate-ngrams takes an n-gram size of at least 1 (0 = off), got {given}")
+        raise ValueError(f"--forbid-duplicate-ngrams (--no-repeat-ngram) takes an n-gram size of at least 1 "
+                         f"(0 = off), got {given}")
     if size is not None and size != given:
         raise ValueError(f"--forbid-duplicate-ngrams {given} and --ngram-size {size} disagree: give one of them")
     return given
@@ -109,6 +111,9 @@ def decode_options(args: argparse.Namespace, tokenizer: Tokenizer | None = None)
     ``--forbid-ignore-word`` becomes ``forbid_ignore_ids`` only with ``tokenizer``.
     """
     out: dict = {}
+    penalty = getattr(args, "length_penalty", None)
+    if penalty is not None and not math.isfinite(penalty):  # float() takes "nan" and "inf"
+        raise ValueError(f"--length-penalty must be a finite number, got {penalty}")
     if getattr(args, "greedy", False):
         out["beam_size"] = 1
     for flag, field in (("beam", "beam_size"), ("length_penalty", "length_penalty"), ("min_length", "min_length"),
