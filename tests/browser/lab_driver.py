@@ -128,12 +128,13 @@ def wait_redraw(page, root, before: str, what: str, timeout_s: float = 30) -> st
             raise AssertionError(f"the widget did not redraw within {timeout_s:.0f} s after {what}")
         page.wait_for_timeout(100)
     now = root.inner_html()
-    while True:  # a redraw sets several views one after the other
+    for _ in range(int(timeout_s / 0.7) + 1):  # a redraw sets several views one after the other
         page.wait_for_timeout(700)
         later = root.inner_html()
         if later == now:
             return now
         now = later
+    raise AssertionError(f"the widget kept changing for {timeout_s:.0f} s after {what}")
 
 
 def text_field(root, description: str):
